@@ -1,0 +1,529 @@
+"""`python -m rpg collect`: train (or fine-tune) a network and save its checkpoint zoo.
+
+Recipe (reference §7.1): optional training phases, then one more pass over the training set at a
+constant learning rate during which a checkpoint is written every `save.every` iterations (after the
+optimizer step), until `num_checkpoints` exist. Each checkpoint is a plain float32 state_dict
+(`ckpt_0000.safetensors`, ...); `manifest.json` records the architecture, the dataset spec and, per
+checkpoint, its permutation index, seed, iteration, test accuracy and task vector.
+
+Kinds (see rpg.zoos): `single` -> OUT/; `seeds` -> OUT/ with `seedSSS_ckptKKKK` files whose
+permutation is the seed id; `tasks` -> OUT/seen/ (the generator's training data) and OUT/unseen/ (the
+held-out tasks, for evaluation), files `taskNNNN_ckptKK`.
+
+Resuming: the model and optimizer state are written atomically to OUT/.collect_state/<unit>.pt after
+each training epoch and every `state_every` checkpoints; a rerun with the same --out continues from
+there and skips every checkpoint already in the manifest. The state file is removed once a unit
+(a run, a seed or a task) is complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from rpg import archs, zoos
+from rpg.cli import parse_overrides, run
+from rpg.datasets import DATA_KEYS, DataConfig, LoadedDataset, load_dataset
+from rpg.errors import RPGInputError
+from rpg.evaluate import predict
+from rpg.io import atomic_path, read_json, save_state_dict, write_json
+from rpg.zoos import PhaseConfig, SaveConfig, ZooConfig
+
+MANIFEST_FORMAT = "rpg-zoo/1"
+STATE_DIR = ".collect_state"
+# config keys that may differ between the run that started a zoo and the run that resumes it
+RESUMABLE_KEYS = {"description", "eval_batch_size", "state_every", "num_seen_tasks", "collect_unseen",
+                  "eval_checkpoints", "channels_last", "num_seeds"}
+
+
+def code_version() -> str:
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown" if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise RPGInputError(f"--device {name}: not a device (use cpu, cuda, cuda:N or auto)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RPGInputError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return dev
+
+
+# --------------------------------------------------------------------------------------------------
+# training pieces
+# --------------------------------------------------------------------------------------------------
+
+
+def focal_loss(logits: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017) on softmax outputs: mean of (1 - p_y)^gamma * CE."""
+    ce = F.cross_entropy(logits.float(), y, reduction="none")
+    p_y = torch.exp(-ce)
+    return ((1.0 - p_y) ** gamma * ce).mean()
+
+
+def set_trainable(model: nn.Module, trainable: str, freeze: list[str]) -> list[nn.Parameter]:
+    """Mark which parameters learn in this phase; returns them (frozen names never learn)."""
+    head = {id(p) for p in archs.head_parameters(model)} if trainable == "head" else None
+    params = []
+    for name, p in model.named_parameters():
+        on = (head is None or id(p) in head) and not any(s in name for s in freeze)
+        p.requires_grad_(on)
+        if on:
+            params.append(p)
+    if not params:
+        raise RPGInputError(f"freeze/trainable: no parameter left to train (trainable={trainable}, freeze={freeze})")
+    return params
+
+
+def make_optimizer(params: list[nn.Parameter], opt: PhaseConfig | SaveConfig) -> torch.optim.Optimizer:
+    if opt.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+
+
+def cosine_lr(phase: PhaseConfig, step: int, total: int) -> float:
+    if phase.lr_end is None or total <= 1:
+        return phase.lr
+    t = min(step, total - 1) / (total - 1)
+    return phase.lr_end + 0.5 * (phase.lr - phase.lr_end) * (1.0 + math.cos(math.pi * t))
+
+
+@dataclass
+class Unit:
+    """One training run of a zoo: the single run, one seed, or one task."""
+
+    name: str                 # state-file name and log label
+    prefix: str               # checkpoint file-name prefix
+    digits: int               # zero-padding of the checkpoint index
+    seed: int                 # RNG seed of the run
+    permutation: int | None   # fixed permutation index (seed id), None = position in sorted order
+    task: int | None          # task id (tasks zoo)
+    zoo_dir: Path
+
+
+class ZooManifest:
+    """manifest.json of one zoo folder, rewritten atomically after every checkpoint."""
+
+    def __init__(self, folder: Path, header: dict):
+        self.path = folder / "manifest.json"
+        if self.path.exists():
+            data = read_json(self.path)
+            if data.get("format") != MANIFEST_FORMAT:
+                raise RPGInputError(f"{self.path}: not an {MANIFEST_FORMAT} manifest")
+            _check_same_zoo(self.path, data.get("config", {}), header["config"])
+            self.data = data
+            self.data["config"] = header["config"]    # resumable keys may have changed
+        else:
+            self.data = {**header, "checkpoints": []}
+
+    def files(self) -> set[str]:
+        return {c["file"] for c in self.data["checkpoints"]}
+
+    def count(self, prefix: str) -> int:
+        return sum(c["file"].startswith(prefix) for c in self.data["checkpoints"])
+
+    def add(self, entry: dict, fixed_permutation: bool) -> None:
+        cks = [c for c in self.data["checkpoints"] if c["file"] != entry["file"]] + [entry]
+        cks.sort(key=lambda c: c["file"])
+        if not fixed_permutation:
+            for i, c in enumerate(cks):
+                c["permutation"] = i
+        self.data["checkpoints"] = cks
+        self.write()
+
+    def write(self) -> None:
+        write_json(self.path, self.data)
+
+
+def _check_same_zoo(path: Path, old: dict, new: dict) -> None:
+    diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_KEYS and old.get(k) != new.get(k))
+    if diff:
+        raise RPGInputError(f"{path}: this folder holds a zoo collected with different settings ({', '.join(diff)}); "
+                            "use another --out or the original settings")
+
+
+class Collector:
+    def __init__(self, cfg: ZooConfig, out: Path, data_cfg: DataConfig, device: torch.device,
+                 progress: bool | None = None, log=print):
+        self.cfg, self.out, self.device, self.log = cfg, Path(out), device, log
+        self.progress_disabled = None if progress is None else not progress
+        self.data: LoadedDataset = load_dataset(cfg.dataset_spec, data_cfg)
+        self.n_batches = len(self.data.train) // cfg.batch_size
+        self.drop_last = self.n_batches > 0
+        if not self.drop_last:
+            self.n_batches = 1   # a training set smaller than one batch: one partial batch per epoch
+        self.every = cfg.save.every or max(1, self.n_batches // cfg.num_checkpoints)
+        self.pretrained_sd = self._pretrained()
+
+    # -- setup --------------------------------------------------------------------------------------
+    def _pretrained(self) -> dict[str, torch.Tensor] | None:
+        p = self.cfg.pretrained
+        if not p:
+            if self.cfg.pretrained_required:
+                raise RPGInputError(
+                    f"pretrained: zoo {self.cfg.name} fine-tunes released weights; set pretrained=PATH (a local "
+                    "weights file, e.g. the timm checkpoint saved as .safetensors) or pretrained=timm-hub to let "
+                    "timm download them")
+            return None
+        if p == "timm-hub":
+            return archs.timm_hub_state_dict(self.cfg.architecture)
+        from rpg.io import load_state_dict
+        return load_state_dict(p)
+
+    def _build(self, seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        model = archs.build_model(self.cfg.architecture)
+        if self.pretrained_sd is not None:
+            left = archs.load_matching(model, self.pretrained_sd)
+            if left:
+                self.log(f"pretrained: {len(left)} tensors keep their fresh init (e.g. {left[0]})")
+        model = model.to(self.device)
+        if self.cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def units(self) -> list[Unit]:
+        cfg = self.cfg
+        if cfg.kind == "single":
+            return [Unit("run", "ckpt_", 4, cfg.seed, None, None, self.out)]
+        if cfg.kind == "seeds":
+            return [Unit(f"seed{s:03d}", f"seed{s:03d}_ckpt", 4, cfg.seed + s, s, None, self.out)
+                    for s in range(cfg.num_seeds)]
+        units = [Unit(f"task{n:04d}", f"task{n:04d}_ckpt", 2, cfg.seed, None, n, self.out / "seen")
+                 for n in cfg.seen_tasks()]
+        if cfg.collect_unseen:
+            units += [Unit(f"task{n:04d}", f"task{n:04d}_ckpt", 2, cfg.seed, None, n, self.out / "unseen")
+                      for n in sorted(cfg.unseen_tasks)]
+        return units
+
+    def header(self, zoo_dir: Path, params: int) -> dict:
+        h = {"format": MANIFEST_FORMAT, "architecture": self.cfg.architecture,
+             "dataset": self.cfg.dataset_spec.to_dict(), "substitute_for": self.cfg.substitute_for,
+             "code_version": code_version(), "zoo": self.cfg.name, "kind": self.cfg.kind, "params": params}
+        if self.cfg.kind == "tasks":
+            h["split"] = zoo_dir.name
+            h["unseen_tasks"] = sorted(self.cfg.unseen_tasks)
+        h["config"] = self.cfg.to_dict()
+        return h
+
+    # -- main loop ----------------------------------------------------------------------------------
+    def run(self) -> list[Path]:
+        units = self.units()
+        params = archs.count_params(archs.build_model(self.cfg.architecture))
+        manifests: dict[Path, ZooManifest] = {}
+        for u in units:
+            if u.zoo_dir not in manifests:
+                u.zoo_dir.mkdir(parents=True, exist_ok=True)
+                manifests[u.zoo_dir] = ZooManifest(u.zoo_dir, self.header(u.zoo_dir, params))
+                manifests[u.zoo_dir].write()
+        todo = [u for u in units if manifests[u.zoo_dir].count(u.prefix) < self.cfg.num_checkpoints]
+        if len(units) > 1:
+            self.log(f"{self.cfg.name}: {len(units)} runs ({len(units) - len(todo)} already complete)")
+        for i, u in enumerate(todo):
+            if len(todo) > 1:
+                self.log(f"[{i + 1}/{len(todo)}] {u.name}")
+            self.run_unit(u, manifests[u.zoo_dir])
+        return sorted(manifests)
+
+    def _state_path(self, u: Unit) -> Path:
+        return u.zoo_dir / STATE_DIR / f"{u.name}.pt"
+
+    def _save_state(self, u: Unit, model: nn.Module, opt: torch.optim.Optimizer, **pos: Any) -> None:
+        path = self._state_path(u)
+        with atomic_path(path) as tmp:
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), **pos}, tmp)
+
+    def _load_state(self, u: Unit) -> dict | None:
+        path = self._state_path(u)
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as e:
+            raise RPGInputError(f"{path}: unreadable resume state ({type(e).__name__}); delete it to restart "
+                                "this run") from None
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.cfg.loss == "focal":
+            return focal_loss(logits, y, self.cfg.focal_gamma)
+        return F.cross_entropy(logits.float(), y)
+
+    def _step(self, model, opt, x, y) -> float:
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = self.cfg.amp == "bf16" and self.device.type == "cuda"
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
+        loss = self._loss(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def _batches(self, label_map, shuffle_seed: int, start_batch: int = 0):
+        return self.data.train.batches(self.cfg.batch_size, shuffle_seed=shuffle_seed, start_batch=start_batch,
+                                       augment=True, drop_last=self.drop_last, label_map=label_map)
+
+    def run_unit(self, u: Unit, manifest: ZooManifest) -> None:
+        cfg = self.cfg
+        label_map = zoos.task_label_map(zoos.task_bits(u.task)) if u.task is not None else None
+        model = self._build(u.seed)
+        state = self._load_state(u)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            self.log(f"resuming {u.name}: {state['stage']} phase {state['phase']} epoch {state['epoch']} "
+                     f"iteration {state['iteration']}")
+        model.train()
+        torch.manual_seed(u.seed + 1)   # dropout / augmentation randomness after the init
+        opt = None
+        phases = cfg.phases
+
+        # ---- training phases (skipped entirely when resuming inside the saving pass) -------------------
+        first_phase = len(phases) if state is not None and state["stage"] == "save" else (
+            state["phase"] if state is not None else 0)
+        for pi in range(first_phase, len(phases)):
+            phase = phases[pi]
+            opt = make_optimizer(set_trainable(model, phase.trainable, cfg.freeze), phase)
+            start_epoch = 0
+            if state is not None and state["stage"] == "pretrain" and state["phase"] == pi:
+                start_epoch = state["epoch"]
+                opt.load_state_dict(state["optimizer"])
+            total = phase.epochs * self.n_batches
+            for e in range(start_epoch, phase.epochs):
+                bar = tqdm(self._batches(label_map, _mix(u.seed, pi, e)), total=self.n_batches, leave=False,
+                           desc=f"{u.name} phase {pi + 1}/{len(phases)} epoch {e + 1}/{phase.epochs}",
+                           disable=self.progress_disabled, file=sys.stderr)
+                for b, (x, y) in enumerate(bar):
+                    for g in opt.param_groups:
+                        g["lr"] = cosine_lr(phase, e * self.n_batches + b, total)
+                    loss = self._step(model, opt, x, y)
+                    if b % 20 == 0:
+                        bar.set_postfix(loss=f"{loss:.3f}")
+                self._save_state(u, model, opt, stage="pretrain", phase=pi, epoch=e + 1, iteration=0)
+
+        # ---- the checkpoint-saving pass ---------------------------------------------------------------
+        save = cfg.save
+        params = set_trainable(model, save.trainable, cfg.freeze)
+        last = phases[-1] if phases else None
+        resumed_save = state is not None and state["stage"] == "save"
+        # like the reference, the saving pass keeps the last phase's optimizer (only the LR changes) when
+        # it is the same optimizer over the same parameters
+        keep = (opt is not None and last is not None and last.optimizer == save.optimizer
+                and last.trainable == save.trainable and last.weight_decay == save.weight_decay)
+        if resumed_save or not keep:
+            opt = make_optimizer(params, save)
+        if resumed_save:
+            opt.load_state_dict(state["optimizer"])
+        for g in opt.param_groups:
+            g["lr"] = save.lr
+        it = state["iteration"] if resumed_save else 0
+        done = manifest.files()
+        n = cfg.num_checkpoints
+        target_iters = (n - 1) * self.every + 1       # checkpoint k follows the step of iteration k * every
+        bar = tqdm(total=n, initial=min(n, manifest.count(u.prefix)), desc=f"{u.name} checkpoints", leave=False,
+                   disable=self.progress_disabled, file=sys.stderr)
+        while it < target_iters:
+            ep, start = divmod(it, self.n_batches)
+            for x, y in self._batches(label_map, _mix(u.seed, 1000, ep), start_batch=start):
+                self._step(model, opt, x, y)
+                if it % self.every == 0:
+                    k = it // self.every
+                    fname = f"{u.prefix}{k:0{u.digits}d}.safetensors"
+                    if fname not in done:
+                        self._write_checkpoint(u, manifest, model, fname, it, label_map)
+                        bar.update(1)
+                    if (k + 1) % cfg.state_every == 0 and k + 1 < n:
+                        self._save_state(u, model, opt, stage="save", phase=len(phases), epoch=0, iteration=it + 1)
+                it += 1
+                if it >= target_iters:
+                    break
+        bar.close()
+        sp = self._state_path(u)
+        if sp.exists():
+            sp.unlink()
+        try:
+            sp.parent.rmdir()        # only succeeds once no other unit has a state file there
+        except OSError:
+            pass
+
+    def _write_checkpoint(self, u: Unit, manifest: ZooManifest, model: nn.Module, fname: str, it: int,
+                          label_map) -> None:
+        sd = {k: (v.float() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+        save_state_dict(u.zoo_dir / fname, sd, metadata={"zoo": self.cfg.name, "iteration": str(it)})
+        acc = None
+        if self.cfg.eval_checkpoints:
+            preds, targets = predict(model, self.data.test, self.device, self.cfg.eval_batch_size, label_map=label_map,
+                                     channels_last=self.cfg.channels_last)
+            acc = round(float((preds == targets).float().mean()), 4)
+            model.train()
+        bits = zoos.task_bits(u.task) if u.task is not None else None
+        manifest.add({"file": fname, "permutation": u.permutation if u.permutation is not None else 0,
+                      "seed": u.seed, "iteration": it, "accuracy": acc, "task": bits},
+                     fixed_permutation=u.permutation is not None)
+
+
+def _mix(*xs: int) -> int:
+    """A deterministic 63-bit seed from a few integers (data order of one epoch)."""
+    h = 1469598103934665603
+    for x in xs:
+        h = ((h ^ (x & 0xFFFFFFFFFFFF)) * 1099511628211) % (1 << 63)
+    return h
+
+
+def collect(cfg: ZooConfig, out: str | Path, data_cfg: DataConfig | None = None, device: str = "auto",
+            progress: bool | None = None, log=print) -> list[Path]:
+    """Collect (or resume) a zoo; returns the zoo folder(s) written."""
+    c = Collector(cfg, Path(out), data_cfg or DataConfig.from_sources(), resolve_device(device), progress, log)
+    return c.run()
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------
+
+
+def _fill_io_kwargs(arch: dict, in_chans: int, num_classes: int) -> dict:
+    """Ad-hoc --arch: add in_chans / num_classes from the dataset when the factory accepts them."""
+    name, kw = arch["name"], dict(arch.get("kwargs") or {})
+    if name.startswith("timm:"):
+        accepts = {"in_chans", "num_classes"}
+    else:
+        try:
+            fn = archs._resolve_factory(name)
+            sig = inspect.signature(fn)
+            var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+            accepts = {k for k in ("in_chans", "num_classes") if k in sig.parameters or var_kw}
+        except (TypeError, ValueError):
+            accepts = set()
+    if "in_chans" in accepts:
+        kw.setdefault("in_chans", in_chans)
+    if "num_classes" in accepts:
+        kw.setdefault("num_classes", num_classes)
+    return {"name": name, "kwargs": kw}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rpg collect",
+        description="Train or fine-tune a network and save a checkpoint zoo (N checkpoints at fixed iteration "
+                    "spacing during a final constant-LR pass) with manifest.json. Reruns resume.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  rpg collect --zoo mini/resnet18 --out runs/zoos/mini/resnet18\n"
+               "  rpg collect --zoo paper/cifar10_cnn_s --out zoos/cnn_s --set cifar_root=/data/cifar --device cuda\n"
+               "  rpg collect --arch timm:resnet18 --arch-kwargs '{\"layers\": [1,1,1,1]}' --dataset digits "
+               "--out /tmp/zoo --set num_checkpoints=10\n\n"
+               "--set keys: any ZooConfig field by dotted path (num_checkpoints, batch_size, save.lr, save.every,\n"
+               "phases.0.epochs, dataset.train_limit, architecture.kwargs.embed_dim, num_seeds, num_seen_tasks,\n"
+               "pretrained, ...) and the data settings " + ", ".join(DATA_KEYS) + "\n"
+               "(also from the environment as RPG_<KEY>, e.g. RPG_CIFAR_ROOT).")
+    p.add_argument("--zoo", help="registry entry (see --list), e.g. mini/resnet18 or paper/imagenet_resnet18")
+    p.add_argument("--out", help="zoo folder to write (default: runs/zoos/<zoo name>)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
+                   help="override a config field or data setting (repeatable); values are JSON or plain strings")
+    p.add_argument("--arch", help="ad-hoc architecture: registry name, timm:<model> or module:function "
+                                  "(replaces the zoo's architecture)")
+    p.add_argument("--arch-kwargs", default=None, metavar="JSON", help="keyword arguments for --arch (JSON object)")
+    p.add_argument("--dataset", help="ad-hoc dataset name (replaces the zoo's dataset): "
+                                     "fashion_mnist, digits, mnist5k, cifar10, cifar100, imagenet")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="torch CPU threads (default: all cores of this machine)")
+    p.add_argument("--list", action="store_true", help="list the registry entries and exit")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[ZooConfig, DataConfig]:
+    import json
+
+    overrides = parse_overrides(args.overrides)
+    data_over = {k: v for k, v in overrides.items() if k in DATA_KEYS}
+    zoo_over = {k: v for k, v in overrides.items() if k not in DATA_KEYS}
+    if args.zoo:
+        cfg = zoos.get_zoo(args.zoo)
+    elif args.arch or args.dataset:
+        cfg = ZooConfig(name="adhoc", description="ad-hoc zoo from --arch/--dataset",
+                        phases=[PhaseConfig(epochs=2, lr=3e-3, lr_end=1e-4, weight_decay=1e-4)],
+                        save=SaveConfig(lr=1e-4, weight_decay=1e-4, every=2))
+    else:
+        raise RPGInputError("--zoo: give a registry entry (see --list) or --arch/--dataset for an ad-hoc zoo")
+    d = cfg.to_dict()
+    if args.dataset:
+        d["dataset"] = {"name": args.dataset}
+    if args.arch or args.arch_kwargs:
+        try:
+            kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {}
+        except json.JSONDecodeError as e:
+            raise RPGInputError(f"--arch-kwargs: not valid JSON ({e})") from None
+        if not isinstance(kwargs, dict):
+            raise RPGInputError("--arch-kwargs: expected a JSON object")
+        arch = {"name": args.arch or d["architecture"]["name"], "kwargs": kwargs}
+        from rpg.datasets import DatasetSpec
+        info = DatasetSpec.from_dict(d["dataset"]).info
+        n_cls = 2 if d["kind"] == "tasks" else info.num_classes
+        d["architecture"] = _fill_io_kwargs(archs.check_spec(arch), info.in_chans, n_cls)
+        if not args.zoo:
+            d["name"] = f"adhoc/{d['architecture']['name']}"
+    cfg = zoos.apply_overrides(ZooConfig.from_dict(d), zoo_over)
+    return cfg, DataConfig.from_sources(data_over)
+
+
+def _main(args: argparse.Namespace) -> None:
+    import json
+
+    if args.list:
+        for name, c in zoos.ZOOS.items():
+            print(f"{name:32s} {c.description}")
+        return
+    cfg, data_cfg = resolve_config(args)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return
+    if args.threads < 1:
+        raise RPGInputError("--threads: must be >= 1")
+    torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else Path("runs/zoos") / cfg.name
+    t0 = time.time()
+    folders = collect(cfg, out, data_cfg, args.device, progress=False if args.no_progress else None)
+    for f in folders:
+        m = read_json(f / "manifest.json")
+        accs = [c["accuracy"] for c in m["checkpoints"] if c["accuracy"] is not None]
+        msg = f"{f}: {len(m['checkpoints'])} checkpoints, {m['params']} params"
+        if accs:
+            mean = sum(accs) / len(accs)
+            msg += f", test accuracy {100 * mean:.2f}% (min {100 * min(accs):.2f}, max {100 * max(accs):.2f})"
+        print(msg)
+    print(f"done in {time.time() - t0:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(_main, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

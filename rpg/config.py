@@ -1,0 +1,309 @@
+"""Configuration: one dataclass per component, validated, with the paper's size presets.
+
+Every config round-trips through plain dicts (`to_dict` / `from_dict`); an unknown key is an error that
+names the key. Defaults follow what produced the published numbers (the official code); where the paper
+says otherwise, a switch selects the paper's variant (see docs/faithfulness.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from rpg.errors import RPGInputError
+
+
+@dataclass
+class TokenizerConfig:
+    token_size: int = 8192           # d: values per token
+    strategy: str = "layer"          # layer (RPG) | flatten (p-diff) | channel (SANE-style), paper Fig. 4
+
+    def validate(self) -> None:
+        _check_choice("tokenizer.strategy", self.strategy, ("layer", "flatten", "channel"))
+        _check_positive("tokenizer.token_size", self.token_size)
+
+
+@dataclass
+class ConditionConfig:
+    position: str = "2d"             # 2d (layer, token-in-layer) | 1d (flat index) | learnable (init 2d) | none
+    permutation: str = "learned"     # learned (code: nn.Embedding init 1/d_model) | onehot (paper: fixed) | none
+    task: str = "none"               # none | gated (code: task term on the last k tokens) | sequence (whole seq.)
+    task_dim: int = 10               # length of the task vector (10 binary CIFAR/F-MNIST class bits)
+    task_hidden: int = 1024          # d_condition of the official task encoder
+    task_tokens: int = 8             # k: positions that see the task in the gated form
+
+    def validate(self) -> None:
+        _check_choice("condition.position", self.position, ("2d", "1d", "learnable", "none"))
+        _check_choice("condition.permutation", self.permutation, ("learned", "onehot", "none"))
+        _check_choice("condition.task", self.task, ("none", "gated", "sequence"))
+        for k in ("task_dim", "task_hidden", "task_tokens"):
+            _check_positive(f"condition.{k}", getattr(self, k))
+
+
+@dataclass
+class RecurrentConfig:
+    kind: str = "mamba"              # mamba | lstm | transformer | none (per-token gated MLP, paper Tab. 4a)
+    d_model: list[int] = field(default_factory=lambda: [8192, 8192])  # width of each layer (Large: 12288->16384)
+    d_state: int = 128               # Mamba2 state size
+    d_conv: int = 4
+    expand: int = 2
+    headdim: int = 64
+    chunk_size: int = 64             # SSD chunk of the pure-PyTorch scan (the CUDA kernel uses its own)
+    use_kernel: str = "auto"         # auto: mamba_ssm kernel when it imports on CUDA | never
+    n_heads: int = 8                 # transformer
+    ff_dim: int = 16384              # transformer feed-forward width (official: 16384)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.d_model)
+
+    def validate(self) -> None:
+        _check_choice("recurrent.kind", self.kind, ("mamba", "lstm", "transformer", "none"))
+        _check_choice("recurrent.use_kernel", self.use_kernel, ("auto", "never"))
+        if not self.d_model:
+            raise RPGInputError("recurrent.d_model: needs at least one layer width")
+        for i, w in enumerate(self.d_model):
+            _check_positive(f"recurrent.d_model[{i}]", w)
+            if self.kind == "mamba" and (w * self.expand) % self.headdim:
+                raise RPGInputError(f"recurrent.d_model[{i}]={w}: d_model*expand must be a multiple of "
+                                    f"recurrent.headdim={self.headdim}")
+            if self.kind == "transformer" and w % self.n_heads:
+                raise RPGInputError(f"recurrent.d_model[{i}]={w}: not divisible by recurrent.n_heads={self.n_heads}")
+        for k in ("d_state", "d_conv", "expand", "headdim", "chunk_size", "n_heads", "ff_dim"):
+            _check_positive(f"recurrent.{k}", getattr(self, k))
+
+
+@dataclass
+class DenoiserConfig:
+    channels: list[int] = field(default_factory=lambda: [1, 32, 64, 128, 64, 32, 1])  # paper Tab. 12
+    kernel_size: int = 7
+    time_embed_dim: int = 256        # sinusoid width before the time MLP
+
+    def validate(self) -> None:
+        c = self.channels
+        if len(c) < 3 or c[0] != 1 or c[-1] != 1:
+            raise RPGInputError(f"denoiser.channels={c}: must start and end with 1 and have >= 3 entries")
+        if len(c) % 2 == 0:
+            raise RPGInputError(f"denoiser.channels={c}: needs an odd length (mirror-symmetric U-Net)")
+        if self.kernel_size % 2 == 0:
+            raise RPGInputError(f"denoiser.kernel_size={self.kernel_size}: must be odd ('same' padding)")
+        _check_positive("denoiser.time_embed_dim", self.time_embed_dim)
+        if self.time_embed_dim % 2:
+            raise RPGInputError("denoiser.time_embed_dim: must be even")
+
+
+@dataclass
+class DiffusionConfig:
+    num_train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    beta_schedule: str = "linear"
+    diffusion_batch: int | None = 1024   # tokens per step for the denoiser loss (None = all tokens)
+    sampler: str = "ddpm"                # ddpm | ddim
+    sampling_steps: int = 1000           # DDPM: 1000; DDIM: 60 (Large)
+    ddim_eta: float = 0.05
+    ddim_offset: int = 1                 # the official DDIM grid is arange(0, T, T//steps) + 1
+    mode: str = "partial"                # sequential | partial | full
+    chunk_size: int = 256                # tokens per chunk in partial mode (paper default 256)
+
+    def validate(self) -> None:
+        _check_choice("diffusion.beta_schedule", self.beta_schedule, ("linear",))
+        _check_choice("diffusion.sampler", self.sampler, ("ddpm", "ddim"))
+        _check_choice("diffusion.mode", self.mode, ("sequential", "partial", "full"))
+        _check_positive("diffusion.num_train_timesteps", self.num_train_timesteps)
+        _check_positive("diffusion.sampling_steps", self.sampling_steps)
+        _check_positive("diffusion.chunk_size", self.chunk_size)
+        if self.diffusion_batch is not None:
+            _check_positive("diffusion.diffusion_batch", self.diffusion_batch)
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise RPGInputError("diffusion.beta_start/beta_end: need 0 < beta_start < beta_end < 1")
+        if self.sampler == "ddpm" and self.sampling_steps != self.num_train_timesteps:
+            raise RPGInputError(f"diffusion.sampling_steps={self.sampling_steps}: the DDPM sampler runs all "
+                                f"{self.num_train_timesteps} steps; use diffusion.sampler=ddim for fewer")
+        if self.sampling_steps > self.num_train_timesteps:
+            raise RPGInputError("diffusion.sampling_steps: larger than diffusion.num_train_timesteps")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 80000
+    batch_size: int = 8
+    lr: float = 3e-5
+    weight_decay: float = 0.0        # code: 0; paper Tab. 11: 1e-5
+    optimizer: str = "adamw"         # adamw | adamw8bit (bitsandbytes, when it imports)
+    schedule: str = "cosine"         # cosine to 0 over `steps`, no warm-up | constant
+    warmup_steps: int = 0
+    precision: str = "auto"          # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    grad_accum: int = 1
+    save_every: int = 1000
+    eval_every: int = 0              # 0 = no periodic evaluation hook
+    log_every: int = 50
+    seed: int = 999
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        _check_choice("train.optimizer", self.optimizer, ("adamw", "adamw8bit"))
+        _check_choice("train.schedule", self.schedule, ("cosine", "constant"))
+        _check_choice("train.precision", self.precision, ("auto", "bf16", "fp32"))
+        for k in ("steps", "batch_size", "grad_accum", "save_every", "log_every"):
+            _check_positive(f"train.{k}", getattr(self, k))
+        if self.lr <= 0:
+            raise RPGInputError("train.lr: must be > 0")
+        if self.eval_every < 0 or self.warmup_steps < 0 or self.weight_decay < 0:
+            raise RPGInputError("train.eval_every/warmup_steps/weight_decay: must be >= 0")
+
+
+@dataclass
+class RPGConfig:
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    condition: ConditionConfig = field(default_factory=ConditionConfig)
+    recurrent: RecurrentConfig = field(default_factory=RecurrentConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> RPGConfig:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+        if self.condition.position in ("2d", "learnable") and self.recurrent.d_model[0] % 4:
+            raise RPGInputError(f"recurrent.d_model[0]={self.recurrent.d_model[0]}: the 2D sinusoidal position "
+                                "embedding needs a multiple of 4 (condition.position)")
+        if self.condition.position == "1d" and self.recurrent.d_model[0] % 2:
+            raise RPGInputError("recurrent.d_model[0]: the 1D position embedding needs an even width")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> RPGConfig:
+        return _from_dict(cls, d, where).validate()
+
+    def override(self, overrides: dict[str, str]) -> RPGConfig:
+        """Apply `section.key=value` strings (values parsed as JSON when possible)."""
+        d = self.to_dict()
+        for key, raw in overrides.items():
+            parts = key.split(".")
+            if len(parts) != 2 or parts[0] not in d:
+                raise RPGInputError(f"--set {key}: unknown key (expected <section>.<key>, sections: {', '.join(d)})")
+            if parts[1] not in d[parts[0]]:
+                raise RPGInputError(f"--set {key}: unknown key {parts[1]!r} in section {parts[0]!r} "
+                                    f"(known: {', '.join(d[parts[0]])})")
+            d[parts[0]][parts[1]] = _parse_value(raw)
+        return RPGConfig.from_dict(d, where="--set")
+
+
+def _parse_value(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _from_dict(cls: type, d: Any, where: str) -> Any:
+    if not isinstance(d, dict):
+        raise RPGInputError(f"{where}: expected a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise RPGInputError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in d.items():
+        hint = hints[name]
+        key = f"{where}.{name}"
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _from_dict(hint, value, key)
+        else:
+            kwargs[name] = _coerce(value, hint, key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise RPGInputError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise RPGInputError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise RPGInputError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RPGInputError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise RPGInputError(f"{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RPGInputError(f"{key}={value!r}: expected one of {', '.join(choices)}")
+
+
+def _check_positive(key: str, value: int | float) -> None:
+    if value is None or value <= 0:
+        raise RPGInputError(f"{key}={value!r}: must be > 0")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Presets: paper Tab. 12 (Tiny/Small/Base/Large) with the training recipes of Tab. 11 / reference §9,
+# and `mini`, our CPU preset (measured choices documented in docs/presets.md).
+# --------------------------------------------------------------------------------------------------------
+
+def _preset(token_size: int, widths: list[int], d_state: int, channels: list[int], sampler: str, steps: int,
+            train: dict[str, Any], diffusion_batch: int | None) -> dict[str, Any]:
+    return {
+        "tokenizer": {"token_size": token_size},
+        "recurrent": {"d_model": widths, "d_state": d_state},
+        "denoiser": {"channels": channels},
+        "diffusion": {"sampler": sampler, "sampling_steps": steps, "diffusion_batch": diffusion_batch},
+        "train": train,
+    }
+
+
+_UNET = [1, 32, 64, 128, 64, 32, 1]
+PRESETS: dict[str, dict[str, Any]] = {
+    # CIFAR CNN(s)/CNN(m) (compare/ours_cnnsmall): bs 8, lr 1e-4, 30k steps, all tokens per step.
+    "tiny": _preset(256, [256, 256], 32, _UNET, "ddpm", 1000,
+                    {"batch_size": 8, "lr": 1e-4, "steps": 30000}, None),
+    # MobileNetV3 (compare/ours_mobilenetv3): bs 8 (2x4 GPUs), lr 3e-5, 100k steps.
+    "small": _preset(4096, [4096, 4096], 128, _UNET, "ddpm", 1000,
+                     {"batch_size": 8, "lr": 3e-5, "steps": 100000}, 1024),
+    # ResNet-18/50, ViT-T/S, ConvNeXt-A (main/*_8192): bs 8, lr 3e-5, 80k steps, diffusion batch 1024.
+    "base": _preset(8192, [8192, 8192], 128, _UNET, "ddpm", 1000,
+                    {"batch_size": 8, "lr": 3e-5, "steps": 80000}, 1024),
+    # ViT-B, ConvNeXt-L (main/*_16384): 12288 -> 16384, DDIM-60, bs 8 (2x4 GPUs), lr 1e-5, 120k, 8-bit AdamW.
+    "large": _preset(16384, [12288, 16384], 128, [1, 64, 96, 64, 1], "ddim", 60,
+                     {"batch_size": 8, "lr": 1e-5, "steps": 120000, "optimizer": "adamw8bit"}, 512),
+}
+
+
+def preset_config(name: str, overrides: dict[str, str] | None = None) -> RPGConfig:
+    if name not in PRESETS:
+        raise RPGInputError(f"--preset {name!r}: unknown preset (known: {', '.join(PRESETS)})")
+    cfg = RPGConfig.from_dict(copy.deepcopy(PRESETS[name]), where=f"preset {name}")
+    return cfg.override(overrides) if overrides else cfg

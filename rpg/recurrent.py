@@ -1,0 +1,83 @@
+"""Recurrent models mapping the (B, L, d_model) input sequence to one prototype per token (reference §4).
+
+- ``mamba``: stacked Mamba2 layers with no residuals or norms in between (official code). The pure-PyTorch
+  Mamba2 runs anywhere; the mamba_ssm kernel is used when it imports on CUDA (same parameter names).
+- ``lstm``: nn.LSTM, hidden = d_model, 2 layers (paper Tab. 5).
+- ``transformer``: pre-LN blocks with a real causal mask and scaled attention (the official ablation has
+  neither: its mask fill is 1e-8 and its scale is unused).
+- ``none``: a per-token gated MLP with no mixing between tokens ("- recurrent model", paper Tab. 4a).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rpg.config import RecurrentConfig
+
+
+class CausalBlock(nn.Module):
+    def __init__(self, d: int, n_heads: int, ff_dim: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.out = nn.Linear(d, d)
+        self.ff = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, ff_dim), nn.GELU(), nn.Linear(ff_dim, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.n_heads, d // self.n_heads).unbind(2)  # (B, L, H, hd)
+        a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                           is_causal=True)                # (B, H, L, hd), scale 1/sqrt(hd)
+        x = x + self.out(a.transpose(1, 2).reshape(B, L, d))
+        return x + self.ff(x)
+
+
+class GatedMLP(nn.Module):
+    def __init__(self, d_in: int, d_out: int, expand: int = 2):
+        super().__init__()
+        self.proj1, self.proj2 = nn.Linear(d_in, expand * d_in), nn.Linear(d_in, expand * d_in)
+        self.proj3 = nn.Linear(expand * d_in, d_out)
+        self.norm = nn.LayerNorm(d_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj3(self.proj1(x) * torch.sigmoid(self.proj2(x))))
+
+
+class RecurrentModel(nn.Module):
+    """(B, L, d_model[0]) -> (B, L, d_model[-1]) prototypes."""
+
+    def __init__(self, cfg: RecurrentConfig):
+        super().__init__()
+        self.cfg = cfg
+        widths = cfg.d_model
+        self.d_in, self.d_out = widths[0], widths[-1]
+        if cfg.kind == "mamba":
+            from rpg.mamba2 import make_mamba2
+            self.layers = nn.ModuleList(
+                make_mamba2(d_model=w, d_in=widths[i - 1] if i else w, d_state=cfg.d_state, d_conv=cfg.d_conv,
+                            expand=cfg.expand, headdim=cfg.headdim, chunk_size=cfg.chunk_size,
+                            use_kernel=cfg.use_kernel != "never")
+                for i, w in enumerate(widths))
+        elif cfg.kind == "lstm":
+            if len(set(widths)) == 1:
+                self.layers = nn.ModuleList([nn.LSTM(widths[0], widths[0], num_layers=len(widths), batch_first=True)])
+            else:
+                self.layers = nn.ModuleList(nn.LSTM(widths[i - 1] if i else w, w, batch_first=True)
+                                            for i, w in enumerate(widths))
+        elif cfg.kind == "transformer":
+            self.layers = nn.ModuleList(CausalBlock(widths[0], cfg.n_heads, cfg.ff_dim) for _ in widths)
+            if widths[-1] != widths[0]:
+                self.layers.append(nn.Linear(widths[0], widths[-1]))
+        else:
+            self.layers = nn.ModuleList(GatedMLP(widths[i - 1] if i else w, w) for i, w in enumerate(widths))
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        h = e
+        for layer in self.layers:
+            h = layer(h)
+            if isinstance(h, tuple):  # nn.LSTM returns (output, (h_n, c_n))
+                h = h[0]
+        return h

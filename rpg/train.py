@@ -1,0 +1,318 @@
+"""Train an RPG generator on a folder of checkpoints (paper §3.1, App. A.1; reference §6).
+
+    python -m rpg train --checkpoints ZOO_DIR --out RUN_DIR [--preset mini|tiny|small|base|large] [--set k=v ...]
+
+The zoo is tokenized once into an (N, L, d) float32 array (RUN_DIR/tokens.npy, memory-mapped when large);
+training steps only index it. AdamW (8-bit when bitsandbytes imports and is asked for), cosine decay to 0
+without warm-up, stepped on every rank; bf16 autocast on CUDA. Every `train.save_every` steps the full state
+(model, optimizer, LR schedule, step, RNG) goes to RUN_DIR/train_state.pt; starting the same command again
+continues from there. The finished generator is RUN_DIR/generator.safetensors (+ config.json,
+tokenizer.safetensors, meta.json), written last.
+
+Multi-GPU: `torchrun --nproc_per_node N -m rpg.train ...` (DDP; each rank draws its own batches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rpg import io
+from rpg.cli import parse_overrides
+from rpg.cli import run as run_cli
+from rpg.config import PRESETS, RPGConfig, preset_config
+from rpg.errors import RPGInputError
+from rpg.model import RPG
+from rpg.tokenizer import ParamTokenizer
+
+_IN_MEMORY_BYTES = 2 << 30  # token arrays up to 2 GiB are read into RAM, larger ones stay memory-mapped
+
+
+# ------------------------------------------------------------------------------------------------ data
+class Zoo:
+    """A checkpoint folder: files in sorted order, optional manifest.json (permutation ids, tasks)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.files = io.list_weight_files(self.folder)
+        man_path = self.folder / "manifest.json"
+        self.manifest = io.read_json(man_path) if man_path.is_file() else {}
+        entries = {e["file"]: e for e in self.manifest.get("checkpoints", []) if isinstance(e, dict) and "file" in e}
+        self.permutations, self.tasks = [], []
+        for i, f in enumerate(self.files):
+            e = entries.get(f.name, {})
+            perm = e.get("permutation", i)
+            if not isinstance(perm, int) or perm < 0:
+                raise RPGInputError(f"{man_path}: checkpoints[{f.name}].permutation must be an integer >= 0")
+            self.permutations.append(perm)
+            self.tasks.append(e.get("task"))
+
+    def fingerprint(self) -> list:
+        return [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in self.files]
+
+    def state_dicts(self):
+        for f in self.files:
+            yield str(f), io.load_state_dict(f)
+
+
+def tokenize_zoo(zoo: Zoo, token_size: int, strategy: str, run_dir: Path) -> tuple[ParamTokenizer, np.ndarray]:
+    """Fit the per-layer statistics, tokenize every checkpoint once, write tokenizer + tokens.npy (cached)."""
+    tok_path, arr_path, fp_path = run_dir / "tokenizer.safetensors", run_dir / "tokens.npy", run_dir / "zoo.json"
+    fp = {"fingerprint": zoo.fingerprint(), "token_size": token_size, "strategy": strategy}
+    if tok_path.is_file() and arr_path.is_file() and fp_path.is_file() and io.read_json(fp_path) == fp:
+        return ParamTokenizer.load(tok_path), np.load(arr_path, mmap_mode="r")
+    # keep loaded checkpoints for the second pass when they are small; otherwise load each twice
+    cache: list = []
+    total = sum(f.stat().st_size for f in zoo.files)
+
+    def first_pass():
+        for name, sd in tqdm(zoo.state_dicts(), total=len(zoo.files), desc="fitting statistics", unit="ckpt"):
+            if total < _IN_MEMORY_BYTES:
+                cache.append(sd)
+            yield name, sd
+
+    tok = ParamTokenizer.fit(first_pass(), token_size, strategy)
+    with io.atomic_path(arr_path) as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                        shape=(len(zoo.files), tok.num_tokens, token_size))
+        source = cache if cache else (sd for _, sd in zoo.state_dicts())
+        for i, sd in enumerate(tqdm(source, total=len(zoo.files), desc="tokenizing", unit="ckpt")):
+            arr[i] = tok.tokenize(sd, dtype=torch.float32).numpy()
+        arr.flush()
+        del arr
+    tok.save(tok_path)
+    io.write_json(fp_path, fp)
+    return tok, np.load(arr_path, mmap_mode="r")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def lr_lambda(cfg: RPGConfig) -> Callable[[int], float]:
+    tc = cfg.train
+
+    def f(step: int) -> float:
+        if step < tc.warmup_steps:
+            return (step + 1) / tc.warmup_steps
+        if tc.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps))
+        return 0.5 * (1 + math.cos(math.pi * progress))   # CosineAnnealingLR(T_max=steps) to 0
+    return f
+
+
+def make_optimizer(model: torch.nn.Module, cfg: RPGConfig) -> torch.optim.Optimizer:
+    tc = cfg.train
+    if tc.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+            return bnb.optim.AdamW8bit(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        except Exception as e:  # not installed, or no CUDA build: 32-bit AdamW, and say so
+            print(f"note: train.optimizer=adamw8bit unavailable ({type(e).__name__}); using torch AdamW")
+    return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+
+
+def _autocast(cfg: RPGConfig, device: str):
+    p = cfg.train.precision
+    use = p == "bf16" or (p == "auto" and device.startswith("cuda"))
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
+
+
+def _dist() -> tuple[int, int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return 0, 1, 0
+
+
+# ------------------------------------------------------------------------------------------------ training
+def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str = "cpu",
+          eval_fn: Callable[[list[dict]], dict] | None = None, eval_num: int = 2,
+          max_steps: int | None = None, quiet: bool = False) -> Path:
+    """Train (or resume) a generator. `eval_fn(state_dicts) -> metrics` is the periodic evaluation hook.
+    `max_steps` stops early (for tests of resumption) without writing the final generator."""
+    rank, world, local_rank = _dist()
+    if world > 1 and device.startswith("cuda"):
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    zoo = Zoo(zoo_dir)
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    tok, tokens = tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir) if rank == 0 else (None, None)
+    if world > 1:
+        torch.distributed.barrier()
+        if rank:
+            tok, tokens = tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir)
+    if tokens.nbytes <= _IN_MEMORY_BYTES:
+        tokens = torch.from_numpy(np.ascontiguousarray(tokens))     # (N, L, d) in RAM
+    num_perm = max(zoo.permutations) + 1
+    perms = torch.tensor(zoo.permutations)
+    tasks = None
+    if cfg.condition.task != "none":
+        if any(t is None for t in zoo.tasks):
+            raise RPGInputError(f"{zoo.folder / 'manifest.json'}: condition.task={cfg.condition.task} needs a "
+                                "'task' vector for every checkpoint")
+        tasks = torch.tensor(zoo.tasks, dtype=torch.float32)
+        if tasks.shape[1] != cfg.condition.task_dim:
+            raise RPGInputError(f"{zoo.folder / 'manifest.json'}: task vectors have {tasks.shape[1]} entries, "
+                                f"condition.task_dim is {cfg.condition.task_dim}")
+    if cfg.condition.permutation == "onehot" and num_perm > cfg.recurrent.d_model[0]:
+        raise RPGInputError(f"condition.permutation=onehot: {num_perm} permutation states exceed "
+                            f"recurrent.d_model[0]={cfg.recurrent.d_model[0]}")
+    mask = tok.mask.to(device)
+    model = RPG(cfg, tok.layer_ids, tok.token_ids, num_perm).to(device)
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    g = torch.Generator().manual_seed(tc.seed + rank)   # batches and diffusion noise; saved for resumption
+    step = 0
+    state_path = run_dir / "train_state.pt"
+    if state_path.is_file():
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        if st["config"] != cfg.to_dict():
+            raise RPGInputError(f"{state_path}: was written with a different config; use a new --out or delete it")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        g.set_state(st["rng"])
+        step = st["step"]
+        if not quiet and rank == 0:
+            print(f"resuming {run_dir} from step {step}")
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.startswith("cuda") else None, find_unused_parameters=True)
+    meta = {"num_permutations": num_perm, "permutations": zoo.permutations, "zoo": str(zoo.folder),
+            "zoo_manifest": {k: v for k, v in zoo.manifest.items() if k != "checkpoints"},
+            "num_tokens": tok.num_tokens, "num_params": tok.num_params, "num_checkpoints": len(zoo.files)}
+    if rank == 0:
+        io.write_json(run_dir / "config.json", cfg.to_dict())
+        io.write_json(run_dir / "meta.json", meta)
+    log_path = run_dir / "log.jsonl"
+    end = tc.steps if max_steps is None else min(tc.steps, max_steps)
+    bar = tqdm(total=tc.steps, initial=step, desc="training", unit="step", disable=quiet or rank != 0)
+    t_last, ema = time.time(), None
+    model.train()
+    while step < end:
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(tc.grad_accum):
+            idx = torch.randint(0, len(zoo.files), (tc.batch_size,), generator=g)
+            if isinstance(tokens, np.ndarray):   # memory-mapped: read rows in file order
+                idx = idx.sort().values
+                x0 = torch.from_numpy(tokens[idx.numpy()])
+            else:
+                x0 = tokens[idx]
+            x0 = x0.to(device, non_blocking=True)                                      # (B, L, d)
+            with _autocast(cfg, device):
+                loss = ddp_model(x0, mask, perms[idx].to(device), None if tasks is None else tasks[idx].to(device),
+                                 generator=g)
+            (loss / tc.grad_accum).backward()
+            total += float(loss) / tc.grad_accum
+        opt.step()
+        sched.step()          # every rank steps its schedule (the official pre-fix code only stepped rank 0)
+        step += 1
+        ema = total if ema is None else 0.98 * ema + 0.02 * total
+        bar.update()
+        bar.set_postfix(loss=f"{ema:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+        if rank == 0 and (step % tc.log_every == 0 or step == end):
+            now = time.time()
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"step": step, "loss": total, "loss_ema": ema, "lr": sched.get_last_lr()[0],
+                                    "sec_per_step": (now - t_last) / tc.log_every}) + "\n")
+            t_last = now
+        if rank == 0 and eval_fn is not None and tc.eval_every and step % tc.eval_every == 0:
+            from rpg.generate import sample_tokens
+            gen = sample_tokens(model, eval_num, generator=torch.Generator().manual_seed(step), device=device)
+            metrics = eval_fn([tok.detokenize(x) for x in gen])
+            model.train()
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"step": step, "eval": metrics}) + "\n")
+            bar.write(f"step {step}: {metrics}")
+        if rank == 0 and (step % tc.save_every == 0 or step == end):
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "rng": g.get_state(), "step": step, "config": cfg.to_dict()}, _tmp(state_path))
+            os.replace(_tmp(state_path), state_path)
+    bar.close()
+    out = run_dir / "generator.safetensors"
+    if rank == 0 and step >= tc.steps:
+        io.save_state_dict(out, model.state_dict())
+    if world > 1:
+        torch.distributed.barrier()
+    return out
+
+
+def _tmp(p: Path) -> Path:
+    return p.with_name(f".{p.name}.tmp")
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def build_config(preset: str, config_file: str | None, overrides: dict[str, str]) -> RPGConfig:
+    if config_file:
+        d = io.read_json(config_file)
+        cfg = RPGConfig.from_dict(d, where=config_file)
+        return cfg.override(overrides) if overrides else cfg
+    return preset_config(preset, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="rpg train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoints", required=True,
+                   help="folder of state_dicts (*.safetensors, or *.pt/*.pth loaded with weights_only=True), "
+                        "used in sorted name order; an optional manifest.json gives permutation ids and tasks")
+    p.add_argument("--out", required=True, help="run folder; rerunning the same command resumes from it")
+    p.add_argument("--preset", default="mini", choices=sorted(PRESETS),
+                   help="size preset (paper Tab. 12: tiny/small/base/large; mini: CPU preset). Default mini")
+    p.add_argument("--config", help="a full config JSON (e.g. a run's config.json) instead of a preset")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", default=[],
+                   help="override a config value, e.g. --set train.steps=2000 --set recurrent.kind=lstm")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda[:N]")
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="every N steps generate 2 models and test them (needs an evaluable zoo manifest)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return run_cli(_train_cli, p, argv)
+
+
+def _train_cli(args: argparse.Namespace) -> None:
+    from rpg.generate import resolve_device
+    overrides = parse_overrides(args.set)
+    if args.eval_every is not None:
+        overrides["train.eval_every"] = str(args.eval_every)
+    cfg = build_config(args.preset, args.config, overrides)
+    device = resolve_device(args.device)
+    eval_fn = None
+    if cfg.train.eval_every:
+        eval_fn = make_eval_fn(Zoo(args.checkpoints).manifest, device)
+    out = train(cfg, args.checkpoints, args.out, device=device, eval_fn=eval_fn, quiet=args.quiet)
+    print(f"wrote {out}")
+
+
+def make_eval_fn(manifest: dict, device: str) -> Callable[[list[dict]], dict]:
+    """Accuracy of generated state_dicts on the zoo's own test set, from the zoo manifest."""
+    arch = (manifest.get("architecture") or {}).get("name", "")
+    if arch == "rpg.zoo_digits:DigitsCNN":
+        from rpg import zoo_digits
+        kw = manifest["architecture"]["kwargs"]
+        name = next(n for n, c in zoo_digits.ZOOS.items() if c == (kw["c1"], kw["c2"], kw["hidden"]))
+        return zoo_digits.make_eval_fn(name)
+    try:
+        from rpg.evaluate import make_evaluator
+    except ImportError as e:
+        raise RPGInputError(f"--eval-every: no evaluator for architecture {arch!r} ({e})") from None
+    return make_evaluator(manifest, device)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

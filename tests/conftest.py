@@ -1,0 +1,23 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    # the suite is sized for 2 cores; keep every test on them
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture(scope="session")
+def digits_zoo(tmp_path_factory):
+    """The 2.9k-parameter sklearn-digits CNN zoo (the benchmark fixture), 50 checkpoints."""
+    from rpg import zoo_digits
+    out = tmp_path_factory.mktemp("zoo") / "digits_2k9"
+    zoo_digits.collect("digits_2k9", out, num=50)
+    return out
