@@ -48,9 +48,9 @@ class CNNSmall(nn.Module):
 
     def __init__(self, in_chans: int = 3, num_classes: int = 10):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_chans, 8, 5)   # 28 -> 24, pool -> 12
-        self.conv2 = nn.Conv2d(8, 6, 5)          # 12 -> 8,  pool -> 4
-        self.conv3 = nn.Conv2d(6, 4, 2)          # 4 -> 3
+        self.conv1 = nn.Conv2d(in_chans, 8, 5)  # 28 -> 24, pool -> 12
+        self.conv2 = nn.Conv2d(8, 6, 5)  # 12 -> 8,  pool -> 4
+        self.conv3 = nn.Conv2d(6, 4, 2)  # 4 -> 3
         self.fc1 = nn.Linear(4 * 3 * 3, 20)
         self.fc2 = nn.Linear(20, num_classes)
 
@@ -60,7 +60,7 @@ class CNNSmall(nn.Module):
         x = F.leaky_relu(F.max_pool2d(self.conv1(x), 2))
         x = F.leaky_relu(F.max_pool2d(self.conv2(x), 2))
         x = F.leaky_relu(self.conv3(x))
-        x = x.flatten(1)                                 # (B, 36)
+        x = x.flatten(1)  # (B, 36)
         x = F.leaky_relu(self.fc1(x))
         return self.fc2(x)
 
@@ -78,8 +78,8 @@ class CNNMedium(nn.Module):
     def __init__(self, in_chans: int = 3, num_classes: int = 10):
         super().__init__()
         self.conv1 = nn.Conv2d(in_chans, 16, 3)  # 32 -> 30, pool -> 15
-        self.conv2 = nn.Conv2d(16, 32, 3)        # 15 -> 13, pool -> 6
-        self.conv3 = nn.Conv2d(32, 15, 3)        # 6 -> 4,   pool -> 2
+        self.conv2 = nn.Conv2d(16, 32, 3)  # 15 -> 13, pool -> 6
+        self.conv3 = nn.Conv2d(32, 15, 3)  # 6 -> 4,   pool -> 2
         self.fc1 = nn.Linear(15 * 2 * 2, 20)
         self.fc2 = nn.Linear(20, num_classes)
 
@@ -87,7 +87,7 @@ class CNNMedium(nn.Module):
         x = F.leaky_relu(F.max_pool2d(self.conv1(x), 2))
         x = F.leaky_relu(F.max_pool2d(self.conv2(x), 2))
         x = F.leaky_relu(F.max_pool2d(self.conv3(x), 2))
-        x = x.flatten(1)                                 # (B, 60) for 32x32 input
+        x = x.flatten(1)  # (B, 60) for 32x32 input
         x = F.leaky_relu(self.fc1(x))
         return self.fc2(x)
 
@@ -108,15 +108,18 @@ def _create_timm(model_name: str, **kwargs: Any) -> nn.Module:
     if not timm.is_model(model_name):
         raise RPGInputError(f"architecture.name: timm:{model_name} is not a timm model name")
     if kwargs.pop("pretrained", False):
-        raise RPGInputError("architecture.kwargs.pretrained: not supported (no hub access); "
-                            "configure a local weights file instead")
+        raise RPGInputError(
+            "architecture.kwargs.pretrained: not supported (no hub access); "
+            "configure a local weights file instead"
+        )
     # timm's factories accept JSON lists where they expect tuples, but be explicit for the shape args.
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     try:
         return timm.create_model(model_name, pretrained=False, **kw)
     except TypeError as e:
-        raise RPGInputError(f"architecture.kwargs: timm:{model_name} rejected the keyword arguments "
-                            f"{sorted(kwargs)} ({e})") from None
+        raise RPGInputError(
+            f"architecture.kwargs: timm:{model_name} rejected the keyword arguments {sorted(kwargs)} ({e})"
+        ) from None
 
 
 class _BinaryHead(nn.Sequential):
@@ -139,29 +142,48 @@ def vit_tiny_binary(**kwargs: Any) -> nn.Module:
     return model
 
 
-def mobilenetv3_custom(arch_def: list[list[str]], stem_size: int = 16, num_features: int = 1280,
-                       in_chans: int = 3, num_classes: int = 1000, act: str = "hard_swish",
-                       **kwargs: Any) -> nn.Module:
+def mobilenetv3_custom(
+    arch_def: list[list[str]],
+    stem_size: int = 16,
+    num_features: int = 1280,
+    in_chans: int = 3,
+    num_classes: int = 1000,
+    act: str = "hard_swish",
+    **kwargs: Any,
+) -> nn.Module:
     """timm MobileNetV3 with a JSON-describable block list (timm's arch-string notation, e.g.
     "ir_r1_k3_s2_e4_c24_se0.25"); SE gates, activations and BN as in timm's mobilenetv3_large."""
     _timm()
     from functools import partial
 
     from timm.layers import get_act_layer
-    from timm.models._efficientnet_builder import decode_arch_def, round_channels
     from timm.models._efficientnet_blocks import SqueezeExcite
+    from timm.models._efficientnet_builder import decode_arch_def, round_channels
     from timm.models.mobilenetv3 import MobileNetV3
 
     if not (isinstance(arch_def, list) and all(isinstance(s, list) and s for s in arch_def)):
-        raise RPGInputError("architecture.kwargs.arch_def: expected a list of stages, each a list of block strings")
-    se_layer = partial(SqueezeExcite, gate_layer="hard_sigmoid", force_act_layer=nn.ReLU,
-                       rd_round_fn=round_channels)
+        raise RPGInputError(
+            "architecture.kwargs.arch_def: expected a list of stages, each a list of block strings"
+        )
+    se_layer = partial(
+        SqueezeExcite, gate_layer="hard_sigmoid", force_act_layer=nn.ReLU, rd_round_fn=round_channels
+    )
     try:
         block_args = decode_arch_def(arch_def)
     except Exception as e:  # timm raises assertion/key errors for malformed strings
-        raise RPGInputError(f"architecture.kwargs.arch_def: cannot decode ({type(e).__name__}: {e})") from None
-    return MobileNetV3(block_args=block_args, num_classes=num_classes, in_chans=in_chans, stem_size=stem_size,
-                       num_features=num_features, act_layer=get_act_layer(act), se_layer=se_layer, **kwargs)
+        raise RPGInputError(
+            f"architecture.kwargs.arch_def: cannot decode ({type(e).__name__}: {e})"
+        ) from None
+    return MobileNetV3(
+        block_args=block_args,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        stem_size=stem_size,
+        num_features=num_features,
+        act_layer=get_act_layer(act),
+        se_layer=se_layer,
+        **kwargs,
+    )
 
 
 def resnet50_gn(gn_groups: int = 32, **kwargs: Any) -> nn.Module:
@@ -181,10 +203,19 @@ def resnet50_gn(gn_groups: int = 32, **kwargs: Any) -> nn.Module:
 
 # name -> (factory, one-line description)
 ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], str]] = {
-    "cnn_s": (CNNSmall, "paper CNN(s): Model-Zoo CNN-s, LeakyReLU, resizes to 28x28 inside forward (2,864 params RGB)"),
+    "cnn_s": (
+        CNNSmall,
+        "paper CNN(s): Model-Zoo CNN-s, LeakyReLU, resizes to 28x28 inside forward (2,864 params RGB)",
+    ),
     "cnn_m": (CNNMedium, "paper CNN(m): Model-Zoo CNN-l at 32x32, LeakyReLU (10,853 params RGB)"),
-    "vit_tiny_binary": (vit_tiny_binary, "timm vit_tiny_patch16_224 with the two-layer binary head (reference §7.5)"),
-    "resnet50_gn": (resnet50_gn, "timm resnet50_gn (GroupNorm ResNet-50, as the official code) with gn_groups"),
+    "vit_tiny_binary": (
+        vit_tiny_binary,
+        "timm vit_tiny_patch16_224 with the two-layer binary head (reference §7.5)",
+    ),
+    "resnet50_gn": (
+        resnet50_gn,
+        "timm resnet50_gn (GroupNorm ResNet-50, as the official code) with gn_groups",
+    ),
     "mobilenetv3_custom": (mobilenetv3_custom, "timm MobileNetV3 from a JSON block list (arch_def strings)"),
 }
 
@@ -193,7 +224,7 @@ def _resolve_factory(name: str) -> Callable[..., nn.Module]:
     if name in ARCHITECTURES:
         return ARCHITECTURES[name][0]
     if name.startswith("timm:"):
-        model_name = name[len("timm:"):]
+        model_name = name[len("timm:") :]
         return lambda **kw: _create_timm(model_name, **kw)
     if ":" in name:
         module_name, func_name = name.split(":", 1)
@@ -205,14 +236,16 @@ def _resolve_factory(name: str) -> Callable[..., nn.Module]:
         if not callable(fn):
             raise RPGInputError(f"architecture.name: {module_name!r} has no callable {func_name!r}")
         return fn
-    raise RPGInputError(f"architecture.name: unknown architecture {name!r} (registry: "
-                        f"{', '.join(ARCHITECTURES)}; or timm:<model>; or module:function)")
+    raise RPGInputError(
+        f"architecture.name: unknown architecture {name!r} (registry: "
+        f"{', '.join(ARCHITECTURES)}; or timm:<model>; or module:function)"
+    )
 
 
 def check_spec(spec: Any) -> dict:
     """Validate an architecture spec and return a normalized deep copy {"name", "kwargs"}."""
     if not isinstance(spec, dict) or "name" not in spec:
-        raise RPGInputError("architecture: expected {\"name\": ..., \"kwargs\": {...}}")
+        raise RPGInputError('architecture: expected {"name": ..., "kwargs": {...}}')
     unknown = set(spec) - {"name", "kwargs"}
     if unknown:
         raise RPGInputError(f"architecture: unknown keys {sorted(unknown)}")
@@ -224,7 +257,9 @@ def check_spec(spec: Any) -> dict:
     try:
         json.dumps(kwargs)
     except TypeError:
-        raise RPGInputError("architecture.kwargs: must be JSON-serializable (it is stored in manifest.json)") from None
+        raise RPGInputError(
+            "architecture.kwargs: must be JSON-serializable (it is stored in manifest.json)"
+        ) from None
     return {"name": spec["name"], "kwargs": copy.deepcopy(kwargs)}
 
 
@@ -243,9 +278,13 @@ def build_model(spec: dict, weights: str | Path | None = None) -> nn.Module:
     except RPGInputError:
         raise
     except TypeError as e:
-        raise RPGInputError(f"architecture.kwargs: {spec['name']} rejected {sorted(spec['kwargs'])} ({e})") from None
+        raise RPGInputError(
+            f"architecture.kwargs: {spec['name']} rejected {sorted(spec['kwargs'])} ({e})"
+        ) from None
     if not isinstance(model, nn.Module):
-        raise RPGInputError(f"architecture.name: {spec['name']} returned {type(model).__name__}, not an nn.Module")
+        raise RPGInputError(
+            f"architecture.name: {spec['name']} returned {type(model).__name__}, not an nn.Module"
+        )
     if weights is not None:
         load_matching(model, weights)
     return model.eval()
@@ -261,8 +300,9 @@ def load_matching(model: nn.Module, path: str | Path | dict[str, torch.Tensor]) 
     own = model.state_dict()
     matched = {k: v for k, v in src.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if len(matched) < len(own) / 2:
-        raise RPGInputError(f"{path}: only {len(matched)} of {len(own)} tensors match this architecture "
-                            "(wrong weights file?)")
+        raise RPGInputError(
+            f"{path}: only {len(matched)} of {len(own)} tensors match this architecture (wrong weights file?)"
+        )
     model.load_state_dict(matched, strict=False)
     return sorted(set(own) - set(matched))
 
@@ -277,7 +317,7 @@ def timm_hub_state_dict(spec: dict) -> dict[str, torch.Tensor]:
     `load_matching` when the zoo's head differs)."""
     spec = check_spec(spec)
     name = spec["name"]
-    base = name[len("timm:"):] if name.startswith("timm:") else TIMM_BASES.get(name)
+    base = name[len("timm:") :] if name.startswith("timm:") else TIMM_BASES.get(name)
     if base is None:
         raise RPGInputError(f"pretrained: timm-hub only works for timm:<model> architectures, not {name!r}")
     kw = {k: v for k, v in spec["kwargs"].items() if k != "num_classes"}
@@ -285,8 +325,10 @@ def timm_hub_state_dict(spec: dict) -> dict[str, torch.Tensor]:
     try:
         model = timm.create_model(base, pretrained=True, **kw)
     except Exception as e:  # network / hub errors of every kind
-        raise RPGInputError(f"pretrained: timm could not fetch weights for {base} ({type(e).__name__}: {e}); "
-                            "set pretrained=/path/to/local/weights.safetensors instead") from None
+        raise RPGInputError(
+            f"pretrained: timm could not fetch weights for {base} ({type(e).__name__}: {e}); "
+            "set pretrained=/path/to/local/weights.safetensors instead"
+        ) from None
     return model.state_dict()
 
 
@@ -305,8 +347,9 @@ def load_weights_strict(model: nn.Module, sd: dict[str, torch.Tensor], source: s
             parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]!r})")
         if shape:
             k = shape[0]
-            parts.append(f"{len(shape)} shape mismatches (first: {k!r} {tuple(sd[k].shape)} vs "
-                         f"{tuple(own[k].shape)})")
+            parts.append(
+                f"{len(shape)} shape mismatches (first: {k!r} {tuple(sd[k].shape)} vs {tuple(own[k].shape)})"
+            )
         raise RPGInputError(f"{source}: weights do not fit the architecture: " + "; ".join(parts))
     model.load_state_dict(sd, strict=True)
 

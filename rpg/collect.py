@@ -45,14 +45,27 @@ from rpg.zoos import PhaseConfig, SaveConfig, ZooConfig
 MANIFEST_FORMAT = "rpg-zoo/1"
 STATE_DIR = ".collect_state"
 # config keys that may differ between the run that started a zoo and the run that resumes it
-RESUMABLE_KEYS = {"description", "eval_batch_size", "state_every", "num_seen_tasks", "collect_unseen",
-                  "eval_checkpoints", "channels_last", "num_seeds"}
+RESUMABLE_KEYS = {
+    "description",
+    "eval_batch_size",
+    "state_every",
+    "num_seen_tasks",
+    "collect_unseen",
+    "eval_checkpoints",
+    "channels_last",
+    "num_seeds",
+}
 
 
 def code_version() -> str:
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return out.stdout.strip() or "unknown" if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -92,7 +105,9 @@ def set_trainable(model: nn.Module, trainable: str, freeze: list[str]) -> list[n
         if on:
             params.append(p)
     if not params:
-        raise RPGInputError(f"freeze/trainable: no parameter left to train (trainable={trainable}, freeze={freeze})")
+        raise RPGInputError(
+            f"freeze/trainable: no parameter left to train (trainable={trainable}, freeze={freeze})"
+        )
     return params
 
 
@@ -113,12 +128,12 @@ def cosine_lr(phase: PhaseConfig, step: int, total: int) -> float:
 class Unit:
     """One training run of a zoo: the single run, one seed, or one task."""
 
-    name: str                 # state-file name and log label
-    prefix: str               # checkpoint file-name prefix
-    digits: int               # zero-padding of the checkpoint index
-    seed: int                 # RNG seed of the run
-    permutation: int | None   # fixed permutation index (seed id), None = position in sorted order
-    task: int | None          # task id (tasks zoo)
+    name: str  # state-file name and log label
+    prefix: str  # checkpoint file-name prefix
+    digits: int  # zero-padding of the checkpoint index
+    seed: int  # RNG seed of the run
+    permutation: int | None  # fixed permutation index (seed id), None = position in sorted order
+    task: int | None  # task id (tasks zoo)
     zoo_dir: Path
 
 
@@ -133,7 +148,7 @@ class ZooManifest:
                 raise RPGInputError(f"{self.path}: not an {MANIFEST_FORMAT} manifest")
             _check_same_zoo(self.path, data.get("config", {}), header["config"])
             self.data = data
-            self.data["config"] = header["config"]    # resumable keys may have changed
+            self.data["config"] = header["config"]  # resumable keys may have changed
         else:
             self.data = {**header, "checkpoints": []}
 
@@ -159,22 +174,33 @@ class ZooManifest:
 def _check_same_zoo(path: Path, old: dict, new: dict) -> None:
     diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_KEYS and old.get(k) != new.get(k))
     if diff:
-        raise RPGInputError(f"{path}: this folder holds a zoo collected with different settings ({', '.join(diff)}); "
-                            "use another --out or the original settings")
+        raise RPGInputError(
+            f"{path}: this folder holds a zoo collected with different settings ({', '.join(diff)}); "
+            "use another --out or the original settings"
+        )
 
 
 class Collector:
-    def __init__(self, cfg: ZooConfig, out: Path, data_cfg: DataConfig, device: torch.device,
-                 progress: bool | None = None, log=print):
+    def __init__(
+        self,
+        cfg: ZooConfig,
+        out: Path,
+        data_cfg: DataConfig,
+        device: torch.device,
+        progress: bool | None = None,
+        log=print,
+    ):
         self.cfg, self.out, self.device, self.log = cfg, Path(out), device, log
         self.progress_disabled = None if progress is None else not progress
         self.data: LoadedDataset = load_dataset(cfg.dataset_spec, data_cfg)
         self.n_batches = len(self.data.train) // cfg.batch_size
         self.drop_last = self.n_batches > 0
         if not self.drop_last:
-            self.n_batches = 1   # a training set smaller than one batch: one partial batch per epoch
+            self.n_batches = 1  # a training set smaller than one batch: one partial batch per epoch
         self.every = cfg.save.every or max(1, self.n_batches // cfg.num_checkpoints)
         self.pretrained_sd = self._pretrained()
+        # wall-clock seconds spent in: training phases, the saving pass (incl. writes), test passes
+        self.timing = {"train": 0.0, "save_pass": 0.0, "eval": 0.0}
 
     # -- setup --------------------------------------------------------------------------------------
     def _pretrained(self) -> dict[str, torch.Tensor] | None:
@@ -182,13 +208,16 @@ class Collector:
         if not p:
             if self.cfg.pretrained_required:
                 raise RPGInputError(
-                    f"pretrained: zoo {self.cfg.name} fine-tunes released weights; set pretrained=PATH (a local "
-                    "weights file, e.g. the timm checkpoint saved as .safetensors) or pretrained=timm-hub to let "
-                    "timm download them")
+                    f"pretrained: zoo {self.cfg.name} fine-tunes released weights; set pretrained=PATH "
+                    "(a local weights file, e.g. the timm checkpoint saved as .safetensors) "
+                    "or pretrained=timm-hub to let "
+                    "timm download them"
+                )
             return None
         if p == "timm-hub":
             return archs.timm_hub_state_dict(self.cfg.architecture)
         from rpg.io import load_state_dict
+
         return load_state_dict(p)
 
     def _build(self, seed: int) -> nn.Module:
@@ -208,19 +237,32 @@ class Collector:
         if cfg.kind == "single":
             return [Unit("run", "ckpt_", 4, cfg.seed, None, None, self.out)]
         if cfg.kind == "seeds":
-            return [Unit(f"seed{s:03d}", f"seed{s:03d}_ckpt", 4, cfg.seed + s, s, None, self.out)
-                    for s in range(cfg.num_seeds)]
-        units = [Unit(f"task{n:04d}", f"task{n:04d}_ckpt", 2, cfg.seed, None, n, self.out / "seen")
-                 for n in cfg.seen_tasks()]
+            return [
+                Unit(f"seed{s:03d}", f"seed{s:03d}_ckpt", 4, cfg.seed + s, s, None, self.out)
+                for s in range(cfg.num_seeds)
+            ]
+        units = [
+            Unit(f"task{n:04d}", f"task{n:04d}_ckpt", 2, cfg.seed, None, n, self.out / "seen")
+            for n in cfg.seen_tasks()
+        ]
         if cfg.collect_unseen:
-            units += [Unit(f"task{n:04d}", f"task{n:04d}_ckpt", 2, cfg.seed, None, n, self.out / "unseen")
-                      for n in sorted(cfg.unseen_tasks)]
+            units += [
+                Unit(f"task{n:04d}", f"task{n:04d}_ckpt", 2, cfg.seed, None, n, self.out / "unseen")
+                for n in sorted(cfg.unseen_tasks)
+            ]
         return units
 
     def header(self, zoo_dir: Path, params: int) -> dict:
-        h = {"format": MANIFEST_FORMAT, "architecture": self.cfg.architecture,
-             "dataset": self.cfg.dataset_spec.to_dict(), "substitute_for": self.cfg.substitute_for,
-             "code_version": code_version(), "zoo": self.cfg.name, "kind": self.cfg.kind, "params": params}
+        h = {
+            "format": MANIFEST_FORMAT,
+            "architecture": self.cfg.architecture,
+            "dataset": self.cfg.dataset_spec.to_dict(),
+            "substitute_for": self.cfg.substitute_for,
+            "code_version": code_version(),
+            "zoo": self.cfg.name,
+            "kind": self.cfg.kind,
+            "params": params,
+        }
         if self.cfg.kind == "tasks":
             h["split"] = zoo_dir.name
             h["unseen_tasks"] = sorted(self.cfg.unseen_tasks)
@@ -261,8 +303,9 @@ class Collector:
         try:
             return torch.load(path, map_location=self.device, weights_only=True)
         except Exception as e:
-            raise RPGInputError(f"{path}: unreadable resume state ({type(e).__name__}); delete it to restart "
-                                "this run") from None
+            raise RPGInputError(
+                f"{path}: unreadable resume state ({type(e).__name__}); delete it to restart this run"
+            ) from None
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.cfg.loss == "focal":
@@ -284,8 +327,14 @@ class Collector:
         return float(loss.detach())
 
     def _batches(self, label_map, shuffle_seed: int, start_batch: int = 0):
-        return self.data.train.batches(self.cfg.batch_size, shuffle_seed=shuffle_seed, start_batch=start_batch,
-                                       augment=True, drop_last=self.drop_last, label_map=label_map)
+        return self.data.train.batches(
+            self.cfg.batch_size,
+            shuffle_seed=shuffle_seed,
+            start_batch=start_batch,
+            augment=True,
+            drop_last=self.drop_last,
+            label_map=label_map,
+        )
 
     def run_unit(self, u: Unit, manifest: ZooManifest) -> None:
         cfg = self.cfg
@@ -294,16 +343,21 @@ class Collector:
         state = self._load_state(u)
         if state is not None:
             model.load_state_dict(state["model"])
-            self.log(f"resuming {u.name}: {state['stage']} phase {state['phase']} epoch {state['epoch']} "
-                     f"iteration {state['iteration']}")
+            self.log(
+                f"resuming {u.name}: {state['stage']} phase {state['phase']} epoch {state['epoch']} "
+                f"iteration {state['iteration']}"
+            )
         model.train()
-        torch.manual_seed(u.seed + 1)   # dropout / augmentation randomness after the init
+        torch.manual_seed(u.seed + 1)  # dropout / augmentation randomness after the init
         opt = None
         phases = cfg.phases
 
         # ---- training phases (skipped entirely when resuming inside the saving pass) -------------------
-        first_phase = len(phases) if state is not None and state["stage"] == "save" else (
-            state["phase"] if state is not None else 0)
+        first_phase = (
+            len(phases)
+            if state is not None and state["stage"] == "save"
+            else (state["phase"] if state is not None else 0)
+        )
         for pi in range(first_phase, len(phases)):
             phase = phases[pi]
             opt = make_optimizer(set_trainable(model, phase.trainable, cfg.freeze), phase)
@@ -313,9 +367,15 @@ class Collector:
                 opt.load_state_dict(state["optimizer"])
             total = phase.epochs * self.n_batches
             for e in range(start_epoch, phase.epochs):
-                bar = tqdm(self._batches(label_map, _mix(u.seed, pi, e)), total=self.n_batches, leave=False,
-                           desc=f"{u.name} phase {pi + 1}/{len(phases)} epoch {e + 1}/{phase.epochs}",
-                           disable=self.progress_disabled, file=sys.stderr)
+                t_epoch = time.perf_counter()
+                bar = tqdm(
+                    self._batches(label_map, _mix(u.seed, pi, e)),
+                    total=self.n_batches,
+                    leave=False,
+                    desc=f"{u.name} phase {pi + 1}/{len(phases)} epoch {e + 1}/{phase.epochs}",
+                    disable=self.progress_disabled,
+                    file=sys.stderr,
+                )
                 for b, (x, y) in enumerate(bar):
                     for g in opt.param_groups:
                         g["lr"] = cosine_lr(phase, e * self.n_batches + b, total)
@@ -323,6 +383,7 @@ class Collector:
                     if b % 20 == 0:
                         bar.set_postfix(loss=f"{loss:.3f}")
                 self._save_state(u, model, opt, stage="pretrain", phase=pi, epoch=e + 1, iteration=0)
+                self.timing["train"] += time.perf_counter() - t_epoch
 
         # ---- the checkpoint-saving pass ---------------------------------------------------------------
         save = cfg.save
@@ -331,8 +392,13 @@ class Collector:
         resumed_save = state is not None and state["stage"] == "save"
         # like the reference, the saving pass keeps the last phase's optimizer (only the LR changes) when
         # it is the same optimizer over the same parameters
-        keep = (opt is not None and last is not None and last.optimizer == save.optimizer
-                and last.trainable == save.trainable and last.weight_decay == save.weight_decay)
+        keep = (
+            opt is not None
+            and last is not None
+            and last.optimizer == save.optimizer
+            and last.trainable == save.trainable
+            and last.weight_decay == save.weight_decay
+        )
         if resumed_save or not keep:
             opt = make_optimizer(params, save)
         if resumed_save:
@@ -342,9 +408,16 @@ class Collector:
         it = state["iteration"] if resumed_save else 0
         done = manifest.files()
         n = cfg.num_checkpoints
-        target_iters = (n - 1) * self.every + 1       # checkpoint k follows the step of iteration k * every
-        bar = tqdm(total=n, initial=min(n, manifest.count(u.prefix)), desc=f"{u.name} checkpoints", leave=False,
-                   disable=self.progress_disabled, file=sys.stderr)
+        target_iters = (n - 1) * self.every + 1  # checkpoint k follows the step of iteration k * every
+        bar = tqdm(
+            total=n,
+            initial=min(n, manifest.count(u.prefix)),
+            desc=f"{u.name} checkpoints",
+            leave=False,
+            disable=self.progress_disabled,
+            file=sys.stderr,
+        )
+        t_save = time.perf_counter()
         while it < target_iters:
             ep, start = divmod(it, self.n_batches)
             for x, y in self._batches(label_map, _mix(u.seed, 1000, ep), start_batch=start):
@@ -356,33 +429,53 @@ class Collector:
                         self._write_checkpoint(u, manifest, model, fname, it, label_map)
                         bar.update(1)
                     if (k + 1) % cfg.state_every == 0 and k + 1 < n:
-                        self._save_state(u, model, opt, stage="save", phase=len(phases), epoch=0, iteration=it + 1)
+                        self._save_state(
+                            u, model, opt, stage="save", phase=len(phases), epoch=0, iteration=it + 1
+                        )
                 it += 1
                 if it >= target_iters:
                     break
         bar.close()
+        self.timing["save_pass"] += time.perf_counter() - t_save
         sp = self._state_path(u)
         if sp.exists():
             sp.unlink()
         try:
-            sp.parent.rmdir()        # only succeeds once no other unit has a state file there
+            sp.parent.rmdir()  # only succeeds once no other unit has a state file there
         except OSError:
             pass
 
-    def _write_checkpoint(self, u: Unit, manifest: ZooManifest, model: nn.Module, fname: str, it: int,
-                          label_map) -> None:
+    def _write_checkpoint(
+        self, u: Unit, manifest: ZooManifest, model: nn.Module, fname: str, it: int, label_map
+    ) -> None:
         sd = {k: (v.float() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
         save_state_dict(u.zoo_dir / fname, sd, metadata={"zoo": self.cfg.name, "iteration": str(it)})
         acc = None
         if self.cfg.eval_checkpoints:
-            preds, targets = predict(model, self.data.test, self.device, self.cfg.eval_batch_size, label_map=label_map,
-                                     channels_last=self.cfg.channels_last)
+            t_eval = time.perf_counter()
+            preds, targets = predict(
+                model,
+                self.data.test,
+                self.device,
+                self.cfg.eval_batch_size,
+                label_map=label_map,
+                channels_last=self.cfg.channels_last,
+            )
             acc = round(float((preds == targets).float().mean()), 4)
             model.train()
+            self.timing["eval"] += time.perf_counter() - t_eval
         bits = zoos.task_bits(u.task) if u.task is not None else None
-        manifest.add({"file": fname, "permutation": u.permutation if u.permutation is not None else 0,
-                      "seed": u.seed, "iteration": it, "accuracy": acc, "task": bits},
-                     fixed_permutation=u.permutation is not None)
+        manifest.add(
+            {
+                "file": fname,
+                "permutation": u.permutation if u.permutation is not None else 0,
+                "seed": u.seed,
+                "iteration": it,
+                "accuracy": acc,
+                "task": bits,
+            },
+            fixed_permutation=u.permutation is not None,
+        )
 
 
 def _mix(*xs: int) -> int:
@@ -393,11 +486,25 @@ def _mix(*xs: int) -> int:
     return h
 
 
-def collect(cfg: ZooConfig, out: str | Path, data_cfg: DataConfig | None = None, device: str = "auto",
-            progress: bool | None = None, log=print) -> list[Path]:
+def collect(
+    cfg: ZooConfig,
+    out: str | Path,
+    data_cfg: DataConfig | None = None,
+    device: str = "auto",
+    progress: bool | None = None,
+    log=print,
+) -> list[Path]:
     """Collect (or resume) a zoo; returns the zoo folder(s) written."""
-    c = Collector(cfg, Path(out), data_cfg or DataConfig.from_sources(), resolve_device(device), progress, log)
-    return c.run()
+    c = Collector(
+        cfg, Path(out), data_cfg or DataConfig.from_sources(), resolve_device(device), progress, log
+    )
+    folders = c.run()
+    t = c.timing
+    log(
+        f"time: training phases {t['train']:.1f} s, saving pass {t['save_pass']:.1f} s "
+        f"(of which test passes {t['eval']:.1f} s)"
+    )
+    return folders
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,30 +535,51 @@ def _fill_io_kwargs(arch: dict, in_chans: int, num_classes: int) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rpg collect",
-        description="Train or fine-tune a network and save a checkpoint zoo (N checkpoints at fixed iteration "
-                    "spacing during a final constant-LR pass) with manifest.json. Reruns resume.",
+        description="Train or fine-tune a network and save a checkpoint zoo "
+        "(N checkpoints at fixed iteration "
+        "spacing during a final constant-LR pass) with manifest.json. Reruns resume.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-               "  rpg collect --zoo mini/resnet18 --out runs/zoos/mini/resnet18\n"
-               "  rpg collect --zoo paper/cifar10_cnn_s --out zoos/cnn_s --set cifar_root=/data/cifar --device cuda\n"
-               "  rpg collect --arch timm:resnet18 --arch-kwargs '{\"layers\": [1,1,1,1]}' --dataset digits "
-               "--out /tmp/zoo --set num_checkpoints=10\n\n"
-               "--set keys: any ZooConfig field by dotted path (num_checkpoints, batch_size, save.lr, save.every,\n"
-               "phases.0.epochs, dataset.train_limit, architecture.kwargs.embed_dim, num_seeds, num_seen_tasks,\n"
-               "pretrained, ...) and the data settings " + ", ".join(DATA_KEYS) + "\n"
-               "(also from the environment as RPG_<KEY>, e.g. RPG_CIFAR_ROOT).")
+        "  rpg collect --zoo mini/resnet18 --out runs/zoos/mini/resnet18\n"
+        "  rpg collect --zoo paper/cifar10_cnn_s --out zoos/cnn_s --set cifar_root=/data/cifar "
+        "--device cuda\n"
+        "  rpg collect --arch timm:resnet18 --arch-kwargs '{\"layers\": [1,1,1,1]}' --dataset digits "
+        "--out /tmp/zoo --set num_checkpoints=10\n\n"
+        "--set keys: any ZooConfig field by dotted path (num_checkpoints, batch_size, save.lr, save.every,\n"
+        "phases.0.epochs, dataset.train_limit, architecture.kwargs.embed_dim, num_seeds, num_seen_tasks,\n"
+        "pretrained, ...) and the data settings " + ", ".join(DATA_KEYS) + "\n"
+        "(also from the environment as RPG_<KEY>, e.g. RPG_CIFAR_ROOT).",
+    )
     p.add_argument("--zoo", help="registry entry (see --list), e.g. mini/resnet18 or paper/imagenet_resnet18")
     p.add_argument("--out", help="zoo folder to write (default: runs/zoos/<zoo name>)")
-    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
-                   help="override a config field or data setting (repeatable); values are JSON or plain strings")
-    p.add_argument("--arch", help="ad-hoc architecture: registry name, timm:<model> or module:function "
-                                  "(replaces the zoo's architecture)")
-    p.add_argument("--arch-kwargs", default=None, metavar="JSON", help="keyword arguments for --arch (JSON object)")
-    p.add_argument("--dataset", help="ad-hoc dataset name (replaces the zoo's dataset): "
-                                     "fashion_mnist, digits, mnist5k, cifar10, cifar100, imagenet")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="override a config field or data setting (repeatable); values are JSON or plain strings",
+    )
+    p.add_argument(
+        "--arch",
+        help="ad-hoc architecture: registry name, timm:<model> or module:function "
+        "(replaces the zoo's architecture)",
+    )
+    p.add_argument(
+        "--arch-kwargs", default=None, metavar="JSON", help="keyword arguments for --arch (JSON object)"
+    )
+    p.add_argument(
+        "--dataset",
+        help="ad-hoc dataset name (replaces the zoo's dataset): "
+        "fashion_mnist, digits, mnist5k, cifar10, cifar100, imagenet",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="torch CPU threads (default: all cores of this machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch CPU threads (default: all cores of this machine)",
+    )
     p.add_argument("--list", action="store_true", help="list the registry entries and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -467,9 +595,12 @@ def resolve_config(args: argparse.Namespace) -> tuple[ZooConfig, DataConfig]:
     if args.zoo:
         cfg = zoos.get_zoo(args.zoo)
     elif args.arch or args.dataset:
-        cfg = ZooConfig(name="adhoc", description="ad-hoc zoo from --arch/--dataset",
-                        phases=[PhaseConfig(epochs=2, lr=3e-3, lr_end=1e-4, weight_decay=1e-4)],
-                        save=SaveConfig(lr=1e-4, weight_decay=1e-4, every=2))
+        cfg = ZooConfig(
+            name="adhoc",
+            description="ad-hoc zoo from --arch/--dataset",
+            phases=[PhaseConfig(epochs=2, lr=3e-3, lr_end=1e-4, weight_decay=1e-4)],
+            save=SaveConfig(lr=1e-4, weight_decay=1e-4, every=2),
+        )
     else:
         raise RPGInputError("--zoo: give a registry entry (see --list) or --arch/--dataset for an ad-hoc zoo")
     d = cfg.to_dict()
@@ -484,6 +615,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[ZooConfig, DataConfig]:
             raise RPGInputError("--arch-kwargs: expected a JSON object")
         arch = {"name": args.arch or d["architecture"]["name"], "kwargs": kwargs}
         from rpg.datasets import DatasetSpec
+
         info = DatasetSpec.from_dict(d["dataset"]).info
         n_cls = 2 if d["kind"] == "tasks" else info.num_classes
         d["architecture"] = _fill_io_kwargs(archs.check_spec(arch), info.in_chans, n_cls)

@@ -194,7 +194,9 @@ class RPGConfig:
             if parts[1] not in d[parts[0]]:
                 raise RPGInputError(f"--set {key}: unknown key {parts[1]!r} in section {parts[0]!r} "
                                     f"(known: {', '.join(d[parts[0]])})")
-            d[parts[0]][parts[1]] = _parse_value(raw)
+            section_cls = typing.get_type_hints(RPGConfig)[parts[0]]
+            hint = typing.get_type_hints(section_cls)[parts[1]]
+            d[parts[0]][parts[1]] = raw if hint is str else _parse_value(raw)  # "none" is a valid string
         return RPGConfig.from_dict(d, where="--set")
 
 
@@ -299,6 +301,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ViT-B, ConvNeXt-L (main/*_16384): 12288 -> 16384, DDIM-60, bs 8 (2x4 GPUs), lr 1e-5, 120k, 8-bit AdamW.
     "large": _preset(16384, [12288, 16384], 128, [1, 64, 96, 64, 1], "ddim", 60,
                      {"batch_size": 8, "lr": 1e-5, "steps": 120000, "optimizer": "adamw8bit"}, 512),
+    # Our CPU preset (not in the paper): Tiny's token size and Mamba2 width, a narrower denoiser, a larger
+    # learning rate, a token subset per step and DDIM sampling; choices measured in docs/presets.md.
+    "mini": {
+        "tokenizer": {"token_size": 256},
+        "recurrent": {"d_model": [256, 256], "d_state": 32},
+        "denoiser": {"channels": [1, 32, 64, 32, 1]},
+        "diffusion": {"sampler": "ddim", "sampling_steps": 60, "diffusion_batch": 512},
+        "train": {"batch_size": 8, "lr": 1e-3, "steps": 2000, "save_every": 500},
+    },
 }
 
 

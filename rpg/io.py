@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,11 +85,15 @@ def load_state_dict(path: str | os.PathLike, check_finite: bool = True) -> dict[
             sd = {k: sd[k] for k in order}
     elif path.suffix in (".pt", ".pth"):
         try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # protocol notes from the safe unpickler are noise here
+                sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # UnpicklingError for non-weight pickles, RuntimeError for corrupt zips
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise RPGInputError(
-                f"{path}: not a plain-weights file (loaded with weights_only=True): {first}") from None
+            msg = str(e)
+            m = re.search(r"(Unsupported global: [^\n]*?)(?:\s+was not|\n|$)", msg)
+            why = m.group(1) if m else (msg.strip().splitlines() or [type(e).__name__])[0][:200]
+            raise RPGInputError(f"{path}: not a plain-weights file (torch.load weights_only=True refused it: "
+                                f"{why})") from None
     else:
         raise RPGInputError(f"{path}: unsupported weight file type (use {', '.join(WEIGHT_SUFFIXES)})")
     if not isinstance(sd, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):

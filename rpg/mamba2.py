@@ -233,50 +233,6 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
     return y[:, :L].to(out_dtype)
 
 
-class _CausalConv1dSiLU(torch.autograd.Function):
-    """silu(causal depthwise conv over time) on (b, L, ch) tensors, with a hand-written backward.
-
-    out[:, t] = silu(bias + sum_k w[:, k] * x[:, t - (K - 1) + k])   (x = 0 before the start)
-
-    Same result as `silu(nn.Conv1d(groups=ch, padding=K-1)(x^T)[..., :L])^T`, but it stays in the
-    (b, L, ch) layout of in_proj's output and uses K shifted multiply-adds. On CPU this is ~3x faster
-    than oneDNN's depthwise conv backward and needs no transposes (K is 4).
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):  # x (b, L, ch), weight (ch, K), bias (ch,) or None
-        K = weight.shape[1]
-        L = x.shape[1]
-        xp = F.pad(x, (0, 0, K - 1, 0))  # (b, L + K - 1, ch), contiguous
-        pre = xp[:, :L] * weight[:, 0]
-        for k in range(1, K):
-            pre.addcmul_(xp[:, k:k + L], weight[:, k])
-        if bias is not None:
-            pre += bias
-        ctx.save_for_backward(xp, weight, pre)
-        ctx.has_bias = bias is not None
-        return F.silu(pre)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        xp, weight, pre = ctx.saved_tensors
-        K = weight.shape[1]
-        L = pre.shape[1]
-        g = torch.ops.aten.silu_backward(grad_out.contiguous(), pre)  # (b, L, ch), grad of pre
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            # x[t] fed out[t + K - 1 - k] through tap k: a flipped conv of g, padded at the end.
-            gp = F.pad(g, (0, 0, 0, K - 1))  # (b, L + K - 1, ch)
-            grad_x = gp[:, K - 1:K - 1 + L] * weight[:, 0]
-            for k in range(1, K):
-                grad_x.addcmul_(gp[:, K - 1 - k:K - 1 - k + L], weight[:, k])
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.stack([(g * xp[:, k:k + L]).sum(dim=(0, 1)) for k in range(K)], dim=1)  # (ch, K)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = g.sum(dim=(0, 1))
-        return grad_x, grad_w, grad_b
-
-
 class RMSNormGated(nn.Module):
     """Gated RMSNorm with the layout of mamba_ssm's `ops/triton/layernorm_gated.RMSNorm`: one
     `weight` (ones at init), no bias. Computed in >= float32 like the Triton kernel.
@@ -412,10 +368,15 @@ class Mamba2(nn.Module):
         parts = []
         for lo, hi in ((0, n_z), (n_z, n_z + n_xbc), (n_z + n_xbc, n_z + n_xbc + H)):
             parts.append(F.linear(u, W[lo:hi], None if bias is None else bias[lo:hi]))
-        zz, xBC, dt = parts  # (b, L, n_z), (b, L, n_xbc), (b, L, H)
-        z0, x0, z = torch.split(zz, [self.d_mlp, self.d_mlp, self.d_ssm], dim=-1)
-        # Causal depthwise conv over time + SiLU, (b, L, d_ssm + 2 G N).
-        xBC = _CausalConv1dSiLU.apply(xBC, self.conv1d.weight[:, 0, :], self.conv1d.bias)
+        z, xBC, dt = parts  # (b, L, n_z), (b, L, n_xbc), (b, L, H)
+        if self.d_mlp > 0:
+            z0, x0, z = torch.split(z, [self.d_mlp, self.d_mlp, self.d_ssm], dim=-1)
+        # Causal depthwise conv over time: pad d_conv - 1 on both sides, keep the first L outputs.
+        # (oneDNN's depthwise conv beat a hand-written shift-and-add version, forward and backward.)
+        # The copy back to (b, L, ch) makes SiLU and everything after it work on contiguous memory.
+        xBC = F.conv1d(xBC.transpose(1, 2), self.conv1d.weight, self.conv1d.bias, padding=self.d_conv - 1,
+                       groups=self.conv1d.groups)[..., :L]  # (b, ch, L)
+        xBC = F.silu(xBC.transpose(1, 2).contiguous())  # (b, L, d_ssm + 2 G N)
         x, B, C = torch.split(xBC, [self.d_ssm, G * N, G * N], dim=-1)
 
         ct = _compute_dtype(u.dtype)
@@ -540,6 +501,14 @@ def _import_kernel_mamba2():
     return KernelMamba2
 
 
+def _causal_conv1d_available() -> bool:
+    try:
+        import causal_conv1d  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
 def kernel_available() -> bool:
     """True when `mamba_ssm.Mamba2` imports and a CUDA device is present."""
     return torch.cuda.is_available() and _import_kernel_mamba2() is not None
@@ -574,6 +543,10 @@ def make_mamba2(d_model: int, d_in: int | None = None, use_kernel: bool | str = 
                             f"CUDA available: {torch.cuda.is_available()})")
     KernelMamba2 = _import_kernel_mamba2()
     kernel_kw = {k: v for k, v in kw.items() if k in inspect.signature(KernelMamba2.__init__).parameters}
+    if "use_mem_eff_path" not in kw and not _causal_conv1d_available():
+        # mamba_ssm's default fused path calls causal_conv1d's CUDA kernels; without that package
+        # only the unfused path (torch conv1d + Triton scan + Triton gated norm) works.
+        kernel_kw["use_mem_eff_path"] = False
     module = KernelMamba2(d_model, **kernel_kw)
     if d_in is not None and d_in != d_model:
         old = module.in_proj

@@ -55,11 +55,13 @@ class RecurrentModel(nn.Module):
         widths = cfg.d_model
         self.d_in, self.d_out = widths[0], widths[-1]
         if cfg.kind == "mamba":
-            from rpg.mamba2 import make_mamba2
+            from rpg.mamba2 import kernel_available, make_mamba2
+            use_kernel = cfg.use_kernel == "auto" and kernel_available()
+            # chunk_size tunes the pure-PyTorch scan; the CUDA kernel keeps its own default (256)
+            extra = {} if use_kernel else {"chunk_size": cfg.chunk_size}
             self.layers = nn.ModuleList(
                 make_mamba2(d_model=w, d_in=widths[i - 1] if i else w, d_state=cfg.d_state, d_conv=cfg.d_conv,
-                            expand=cfg.expand, headdim=cfg.headdim, chunk_size=cfg.chunk_size,
-                            use_kernel=cfg.use_kernel != "never")
+                            expand=cfg.expand, headdim=cfg.headdim, use_kernel=use_kernel, **extra)
                 for i, w in enumerate(widths))
         elif cfg.kind == "lstm":
             if len(set(widths)) == 1:

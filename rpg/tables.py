@@ -134,7 +134,7 @@ def _fmt(x: float, digits: int = 2) -> str:
 
 
 def _params_m(n: int) -> str:
-    """Parameter count in millions, as the paper prints it, with 4 significant digits (mini nets are small)."""
+    """Parameter count in millions, as the paper prints it; 4 significant digits (mini nets are small)."""
     return f"{n / 1e6:.4g}"
 
 
@@ -178,7 +178,7 @@ def plot_table1(evals: list[dict[str, Any]], labels: list[str], scale: str,
 
     x = np.arange(len(labels))
     width = 0.36
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(labels) + 1.5), 4.2))
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.3 * len(labels) + 1.5), 4.4))
     rng = np.random.default_rng(0)  # jitter only; fixed so the PNG is reproducible
     for offset, key, colour, name in ((-width / 2, "original", "tab:blue", "original checkpoints"),
                                       (width / 2, "generated", "tab:orange", "generated (RPG)")):
@@ -196,8 +196,9 @@ def plot_table1(evals: list[dict[str, Any]], labels: list[str], scale: str,
             theirs = paper.get(label, {})
             for offset, col in ((-width / 2, "original"), (width / 2, "average")):
                 if theirs.get(col):
+                    first = i == 0 and col == "original"
                     ax.plot([x[i] + offset - width / 2, x[i] + offset + width / 2], [float(theirs[col])] * 2,
-                            color="black", lw=1.5, ls="--", label="paper" if (i == 0 and col == "original") else None)
+                            color="black", lw=1.5, ls="--", label="paper" if first else None)
     every = np.concatenate([ev[k]["accuracies"] for ev in evals for k in ("original", "generated")])
     low, high = float(every.min()), float(every.max())
     pad = max(1.0, 0.15 * (high - low))
@@ -205,8 +206,8 @@ def plot_table1(evals: list[dict[str, Any]], labels: list[str], scale: str,
     ax.set_xticks(x, labels, rotation=20, ha="right")
     ax.set_ylabel("test accuracy (%)")
     datasets = sorted({dataset_label(ev["dataset"], ev["substitute_for"]) for ev in evals})
-    ax.set_title(f"Table 1, {scale} scale: {'; '.join(datasets)}", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Table 1, {scale} scale\n{'; '.join(datasets)}", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     with atomic_path(out) as tmp:
@@ -255,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("table", choices=sorted(TABLES), help="which paper table to build")
     p.add_argument("--metrics", nargs="+", required=True, metavar="JSON",
-                   help="evaluation files (format rpg-eval/1), one per row, in the order the rows are printed")
+                   help="evaluation files (format rpg-eval/1), one per row, in the printed row order")
     p.add_argument("--labels", nargs="+", metavar="NAME",
                    help="row names as the paper prints them (e.g. ResNet-18), one per --metrics file; they "
                         "join our rows to the paper's. Default: the metrics file names without .json")

@@ -76,7 +76,8 @@ def tokenize_zoo(zoo: Zoo, token_size: int, strategy: str, run_dir: Path) -> tup
     total = sum(f.stat().st_size for f in zoo.files)
 
     def first_pass():
-        for name, sd in tqdm(zoo.state_dicts(), total=len(zoo.files), desc="fitting statistics", unit="ckpt"):
+        for name, sd in tqdm(zoo.state_dicts(), total=len(zoo.files), desc="fitting statistics", unit="ckpt",
+                            disable=None):  # bars only on a terminal
             if total < _IN_MEMORY_BYTES:
                 cache.append(sd)
             yield name, sd
@@ -86,7 +87,8 @@ def tokenize_zoo(zoo: Zoo, token_size: int, strategy: str, run_dir: Path) -> tup
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                         shape=(len(zoo.files), tok.num_tokens, token_size))
         source = cache if cache else (sd for _, sd in zoo.state_dicts())
-        for i, sd in enumerate(tqdm(source, total=len(zoo.files), desc="tokenizing", unit="ckpt")):
+        for i, sd in enumerate(tqdm(source, total=len(zoo.files), desc="tokenizing", unit="ckpt",
+                                        disable=None)):
             arr[i] = tok.tokenize(sd, dtype=torch.float32).numpy()
         arr.flush()
         del arr
@@ -201,7 +203,8 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
         io.write_json(run_dir / "meta.json", meta)
     log_path = run_dir / "log.jsonl"
     end = tc.steps if max_steps is None else min(tc.steps, max_steps)
-    bar = tqdm(total=tc.steps, initial=step, desc="training", unit="step", disable=quiet or rank != 0)
+    bar = tqdm(total=tc.steps, initial=step, desc="training", unit="step", disable=True if quiet or rank else None)
+    plain_log = not quiet and rank == 0 and bar.disable   # no terminal (e.g. a Snakemake log): print log lines
     t_last, ema = time.time(), None
     model.train()
     while step < end:
@@ -219,7 +222,7 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
                 loss = ddp_model(x0, mask, perms[idx].to(device), None if tasks is None else tasks[idx].to(device),
                                  generator=g)
             (loss / tc.grad_accum).backward()
-            total += float(loss) / tc.grad_accum
+            total += float(loss.detach()) / tc.grad_accum
         opt.step()
         sched.step()          # every rank steps its schedule (the official pre-fix code only stepped rank 0)
         step += 1
@@ -231,6 +234,9 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
             with open(log_path, "a") as f:
                 f.write(json.dumps({"step": step, "loss": total, "loss_ema": ema, "lr": sched.get_last_lr()[0],
                                     "sec_per_step": (now - t_last) / tc.log_every}) + "\n")
+            if plain_log:
+                print(f"step {step}/{tc.steps} loss {ema:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                      f"{(now - t_last) / tc.log_every:.3f} s/step", flush=True)
             t_last = now
         if rank == 0 and eval_fn is not None and tc.eval_every and step % tc.eval_every == 0:
             from rpg.generate import sample_tokens

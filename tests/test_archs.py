@@ -7,15 +7,30 @@ import torch
 from torch import nn
 
 from rpg import zoos
-from rpg.archs import (build_model, check_spec, count_params, head_parameters, load_matching,
-                       load_weights_strict)
+from rpg.archs import (
+    build_model,
+    check_spec,
+    count_params,
+    head_parameters,
+    load_matching,
+    load_weights_strict,
+)
 from rpg.errors import RPGInputError
 from rpg.io import save_state_dict
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """One torch thread per test: on a shared 2-core machine, oversubscribed OpenMP threads are far slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_cnn_s_matches_paper_shapes():
     m = build_model({"name": "cnn_s", "kwargs": {"in_chans": 3}})
-    assert count_params(m) == 2864                     # baselines.md §1.1 (RGB)
+    assert count_params(m) == 2864  # baselines.md §1.1 (RGB)
     assert count_params(build_model({"name": "cnn_s", "kwargs": {"in_chans": 1}})) == 2464
     shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
     assert shapes["conv1.weight"] == (8, 3, 5, 5) and shapes["conv2.weight"] == (6, 8, 5, 5)
@@ -40,10 +55,10 @@ def test_cnn_s_pools_before_activation():
 
 def test_cnn_m_matches_paper_shapes():
     m = build_model({"name": "cnn_m", "kwargs": {"in_chans": 3, "num_classes": 10}})
-    assert count_params(m) == 10853                    # baselines.md §1.2
+    assert count_params(m) == 10853  # baselines.md §1.2
     assert m.fc1.in_features == 60
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    with pytest.raises(RuntimeError):                 # CNN(m) consumes 32x32 only (60 features)
+    with pytest.raises(RuntimeError):  # CNN(m) consumes 32x32 only (60 features)
         m(torch.randn(2, 3, 28, 28))
 
 
@@ -53,19 +68,39 @@ def test_vit_tiny_binary_head():
     assert isinstance(head[0], nn.Linear) and (head[0].in_features, head[0].out_features) == (192, 192)
     assert isinstance(head[1], nn.SiLU)
     assert isinstance(head[2], nn.Linear) and head[2].out_features == 2 and head[2].bias is None
-    assert sum(p.numel() for p in head.parameters()) == 37440          # reference §7.5
+    assert sum(p.numel() for p in head.parameters()) == 37440  # reference §7.5
     assert {id(p) for p in head_parameters(m)} == {id(p) for p in head.parameters()}
-    small = build_model({"name": "vit_tiny_binary",
-                         "kwargs": {"img_size": 8, "patch_size": 4, "in_chans": 1, "embed_dim": 8, "depth": 1,
-                                    "num_heads": 2}})
+    small = build_model(
+        {
+            "name": "vit_tiny_binary",
+            "kwargs": {
+                "img_size": 8,
+                "patch_size": 4,
+                "in_chans": 1,
+                "embed_dim": 8,
+                "depth": 1,
+                "num_heads": 2,
+            },
+        }
+    )
     assert small(torch.randn(2, 1, 8, 8)).shape == (2, 2)
 
 
 def test_timm_overrides_and_errors():
-    m = build_model({"name": "timm:resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [4, 8, 12, 16],
-                                                        "stem_width": 8, "in_chans": 1, "num_classes": 7}})
+    m = build_model(
+        {
+            "name": "timm:resnet18",
+            "kwargs": {
+                "layers": [1, 1, 1, 1],
+                "channels": [4, 8, 12, 16],
+                "stem_width": 8,
+                "in_chans": 1,
+                "num_classes": 7,
+            },
+        }
+    )
     assert m(torch.randn(2, 1, 28, 28)).shape == (2, 7)
-    assert not m.training                               # built in eval mode
+    assert not m.training  # built in eval mode
     with pytest.raises(RPGInputError, match="not a timm model"):
         build_model({"name": "timm:no_such_net"})
     with pytest.raises(RPGInputError, match="rejected"):
@@ -85,7 +120,9 @@ def test_resnet50_gn_is_timm_resnet50_gn():
 
     ours = build_model({"name": "resnet50_gn", "kwargs": {}})
     ref = timm.create_model("resnet50_gn", pretrained=False)
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in ref.state_dict().items()
+    }
     assert all(m.num_groups == 32 for m in ours.modules() if isinstance(m, nn.GroupNorm))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in ours.modules())
     mini = build_model(zoos.get_zoo("mini/resnet50").architecture)
@@ -114,11 +151,11 @@ def test_mobilenetv3_custom():
 def test_mini_tab1_parameter_ordering():
     order = ["convnext_atto", "vit_tiny", "resnet18", "vit_small", "resnet50", "vit_base", "convnext_large"]
     counts = [count_params(build_model(zoos.get_zoo(f"mini/{n}").architecture)) for n in order]
-    assert counts == sorted(counts) and len(set(counts)) == len(counts)   # paper Tab. 1 ordering
+    assert counts == sorted(counts) and len(set(counts)) == len(counts)  # paper Tab. 1 ordering
     assert 2000 <= counts[0] and counts[-1] <= 60000
     tab8 = ["cnn_s", "cnn_m", "mobilenetv3", "resnet18", "vit_base"]
     c8 = [count_params(build_model(zoos.get_zoo(f"mini/{n}").architecture)) for n in tab8]
-    assert c8 == sorted(c8)                                                # paper Tab. 8 ordering
+    assert c8 == sorted(c8)  # paper Tab. 8 ordering
 
 
 def test_weights_loading(tmp_path):
@@ -126,7 +163,9 @@ def test_weights_loading(tmp_path):
     src = build_model(spec)
     save_state_dict(tmp_path / "w.safetensors", src.state_dict())
     # a 3-class head: the head is left at init, everything else is loaded
-    dst = build_model({"name": "cnn_s", "kwargs": {"in_chans": 1, "num_classes": 3}}, weights=tmp_path / "w.safetensors")
+    dst = build_model(
+        {"name": "cnn_s", "kwargs": {"in_chans": 1, "num_classes": 3}}, weights=tmp_path / "w.safetensors"
+    )
     torch.testing.assert_close(dst.conv1.weight, src.conv1.weight)
     assert dst.fc2.weight.shape == (3, 20)
     # weights of another architecture

@@ -139,20 +139,6 @@ def test_gradients_match_reference():
     assert rel_err(got_u, u.grad) <= 1e-6
 
 
-def test_causal_conv_gradcheck():
-    """The hand-written backward of the fused causal conv + SiLU against finite differences."""
-    from rpg.mamba2 import _CausalConv1dSiLU
-
-    torch.manual_seed(0)
-    x = torch.randn(2, 7, 5, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(_CausalConv1dSiLU.apply, (x, w, bias))
-    # ...and its forward against nn.Conv1d with symmetric padding cut to the causal part.
-    conv = torch.nn.functional.conv1d(x.transpose(1, 2), w[:, None], bias, padding=2, groups=5)[..., :7]
-    assert torch.allclose(_CausalConv1dSiLU.apply(x, w, bias), torch.nn.functional.silu(conv.transpose(1, 2)))
-
-
 # Keys and shapes of mamba_ssm.modules.mamba2.Mamba2 (mamba-ssm 2.x) built with RPG-Tiny's options
 # Mamba2(d_model=256, d_state=32, d_conv=4, expand=2), written out from its __init__:
 # d_inner 512, nheads 8, in_proj out = 2*512 + 2*1*32 + 8 = 1096, conv_dim = 512 + 2*32 = 576.

@@ -101,10 +101,10 @@ def test_bad_eval_json_is_one_error_line(tmp_path, capsys, mutate, message):
 
 def test_label_count_and_duplicates_are_errors(tmp_path, capsys):
     a = _write_eval(tmp_path / "a.json", [90.0], [90.0])
-    assert tables.main(["table1", "--metrics", str(a), "--labels", "X", "Y", "--out", str(tmp_path / "t.csv")]) == 2
+    out = str(tmp_path / "t.csv")
+    assert tables.main(["table1", "--metrics", str(a), "--labels", "X", "Y", "--out", out]) == 2
     assert "2 labels for 1 --metrics" in capsys.readouterr().err
-    assert tables.main(["table1", "--metrics", str(a), str(a), "--labels", "X", "X",
-                        "--out", str(tmp_path / "t.csv")]) == 2
+    assert tables.main(["table1", "--metrics", str(a), str(a), "--labels", "X", "X", "--out", out]) == 2
     assert "duplicate" in capsys.readouterr().err
 
 
@@ -112,14 +112,16 @@ def test_paper_csv_must_have_the_columns(tmp_path, capsys):
     a = _write_eval(tmp_path / "a.json", [90.0], [90.0])
     bad = tmp_path / "paper.csv"
     bad.write_text("architecture,original\nResNet-18,70.0\n")
-    assert tables.main(["table1", "--metrics", str(a), "--paper", str(bad), "--out", str(tmp_path / "t.csv")]) == 2
+    out = str(tmp_path / "t.csv")
+    assert tables.main(["table1", "--metrics", str(a), "--paper", str(bad), "--out", out]) == 2
     assert "missing column(s) params_m" in capsys.readouterr().err
 
 
 def test_paper_table1_csv_matches_the_paper():
     """resources/paper/table1.csv holds the seven columns of paper Table 1 (typed from the PDF)."""
     rows = tables.read_paper_table(PAPER_TABLE1, tables.TABLE1_PAPER_COLUMNS)
-    assert list(rows) == ["ResNet-18", "ResNet-50", "ViT-Tiny", "ViT-Small", "ViT-Base", "ConvNeXt-A", "ConvNeXt-L"]
+    assert list(rows) == ["ResNet-18", "ResNet-50", "ViT-Tiny", "ViT-Small", "ViT-Base",
+                          "ConvNeXt-A", "ConvNeXt-L"]
     assert [rows[a]["params_m"] for a in rows] == ["11.7", "25.6", "5.7", "22.1", "86.6", "3.7", "197.8"]
     assert [rows[a]["original"] for a in rows] == ["70.0", "79.8", "74.9", "81.4", "84.4", "75.2", "85.8"]
     for r in rows.values():   # min <= median <= best and min <= average <= best in every printed row

@@ -1,5 +1,5 @@
-# Helpers only (no rules): config lookups, wildcard constraints, pinned() and input functions.
-# Every rule file includes nothing itself; the root Snakefile includes this file first.
+# Helpers only (no rules): config lookups, wildcard constraints, pinned() and input/param functions.
+# The root Snakefile includes this file before the rule files, which use these names.
 
 import re
 import shlex
@@ -13,7 +13,7 @@ SCALE = config["scale"]
 ARCHITECTURES = config["architectures"]
 TABLES = config["tables"]
 
-
+# Cross-field checks the JSON schema cannot express.
 for _table, _spec in TABLES.items():
     _unknown = [row for row in _spec["rows"] if row not in ARCHITECTURES]
     if _unknown:
