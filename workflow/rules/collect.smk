@@ -13,6 +13,8 @@ rule collect:
         extra=collect_flags,
     log:
         "results/{scale}/logs/collect/{arch}.log",
+    benchmark:
+        "results/{scale}/benchmarks/collect/{arch}.tsv"
     resources:
         gpu=1,
     conda:

@@ -15,6 +15,8 @@ rule evaluate:
         data=data_flags,
     log:
         "results/{scale}/logs/evaluate/{arch}.log",
+    benchmark:
+        "results/{scale}/benchmarks/evaluate/{arch}.tsv"
     resources:
         gpu=1,
     conda:

@@ -16,6 +16,8 @@ rule generate:
         sampler=generate_flags,
     log:
         "results/{scale}/logs/generate/{arch}.log",
+    benchmark:
+        "results/{scale}/benchmarks/generate/{arch}.tsv"
     resources:
         gpu=1,
     conda:

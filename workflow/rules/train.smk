@@ -17,6 +17,8 @@ rule train:
         extra=train_flags,
     log:
         "results/{scale}/logs/train/{arch}.log",
+    benchmark:
+        "results/{scale}/benchmarks/train/{arch}.tsv"
     resources:
         gpu=train_gpus,
     conda:
