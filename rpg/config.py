@@ -53,7 +53,7 @@ class RecurrentConfig:
     d_conv: int = 4
     expand: int = 2
     headdim: int = 64
-    chunk_size: int = 64             # SSD chunk of the pure-PyTorch scan (the CUDA kernel uses its own)
+    chunk_size: int = 128            # SSD chunk of the pure-PyTorch scan (measured best on CPU; kernel: 256)
     use_kernel: str = "auto"         # auto: mamba_ssm kernel when it imports on CUDA | never
     n_heads: int = 8                 # transformer
     ff_dim: int = 16384              # transformer feed-forward width (official: 16384)

@@ -32,14 +32,17 @@ from rpg.errors import RPGInputError
 __all__ = ["Mamba2", "ssd_chunked", "mamba2_reference", "make_mamba2", "kernel_available",
            "DEFAULT_CPU_CHUNK_SIZE"]
 
-# Chosen by measurement (benchmarks/bench_recurrent.py, 2 threads, d_model 256, L 512): the
-# intra-chunk quadratic work grows with the chunk size, the number of per-chunk matmuls shrinks
-# with it; 64 was fastest for fwd+bwd on CPU. The CUDA kernel uses 256.
-DEFAULT_CPU_CHUNK_SIZE = 64
+# Chosen by measurement (benchmarks/bench_recurrent.py: 2 layers, d_model 256, d_state 32, L 512,
+# 2 threads, fwd+bwd, idle 16-core Xeon): chunk 32 / 64 / 128 took 321 / 294 / 284 ms at batch 8
+# and 36 / 55 / 42 ms at batch 1. The intra-chunk quadratic work grows with the chunk size while
+# the per-chunk state work (which scales with d_state) shrinks, so larger d_state (128 in RPG's
+# bigger presets) favours larger chunks too. 256 (the CUDA kernel's value) was ~1.5x slower on CPU
+# (1-thread CPU time on the shared 2-core dev machine).
+DEFAULT_CPU_CHUNK_SIZE = 128
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The scan runs in float32 at least (like the kernel, which accumulates in fp32), in float64 for float64."""
+    """Scan dtype: float32 at least (the kernel also accumulates in fp32); float64 stays float64."""
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
@@ -67,7 +70,8 @@ def _chunk_decay_matrix(tot: torch.Tensor) -> torch.Tensor:
     strictly_lower = torch.ones(T, T, dtype=torch.bool, device=tot.device).tril(-1)
     rep = tot.unsqueeze(-1).expand(*tot.shape, T)  # (..., T, T): rep[..., k, j] = tot[..., k]
     seg = torch.cumsum(rep.masked_fill(~strictly_lower, 0.0), dim=-2)  # sum_{j < m <= k} tot[m]
-    return _decay(seg).masked_fill(~strictly_lower.logical_or(torch.eye(T, dtype=torch.bool, device=tot.device)), 0.0)
+    lower = strictly_lower.logical_or(torch.eye(T, dtype=torch.bool, device=tot.device))
+    return _decay(seg).masked_fill(~lower, 0.0)
 
 
 def _intra_chunk_decay(cs: torch.Tensor) -> torch.Tensor:
@@ -352,8 +356,8 @@ class Mamba2(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"d_in={self.d_in}, d_model={self.d_model}, d_state={self.d_state}, d_conv={self.d_conv}, "
-                f"expand={self.expand}, headdim={self.headdim}, nheads={self.nheads}, ngroups={self.ngroups}, "
-                f"chunk_size={self.chunk_size}")
+                f"expand={self.expand}, headdim={self.headdim}, nheads={self.nheads}, "
+                f"ngroups={self.ngroups}, chunk_size={self.chunk_size}")
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """u: (B, L, d_in) -> (B, L, d_model)."""
@@ -412,7 +416,8 @@ def _check_shapes(d_model, d_in, d_inner, d_ssm, headdim, ngroups, d_state, d_co
     if d_ssm % headdim:
         raise RPGInputError(f"Mamba2 headdim: {headdim} does not divide d_ssm (= expand * d_model) {d_ssm}")
     if (d_ssm // headdim) % ngroups:
-        raise RPGInputError(f"Mamba2 ngroups: {ngroups} does not divide the number of heads {d_ssm // headdim}")
+        raise RPGInputError(f"Mamba2 ngroups: {ngroups} does not divide the number of heads "
+                            f"{d_ssm // headdim}")
     if not (A_init_range[0] > 0 and A_init_range[1] >= A_init_range[0]):
         raise RPGInputError(f"Mamba2 A_init_range: need 0 < low <= high, got {tuple(A_init_range)}")
 
@@ -528,7 +533,7 @@ def make_mamba2(d_model: int, d_in: int | None = None, use_kernel: bool | str = 
     d_in: input width when it differs from d_model. On the kernel path the kernel module's
         in_proj is replaced by `Linear(d_in, in_proj.out_features)`, exactly as RPG-Large does.
     kw: the options of `Mamba2` (= those of mamba_ssm.Mamba2). `chunk_size`, when given, is
-        passed to either module; otherwise each uses its own default (kernel 256, CPU 64).
+        passed to either module; otherwise each uses its own default (kernel 256, CPU 128).
     Both modules have the same parameter names and shapes, so state_dicts are interchangeable.
     """
     unknown = sorted(set(kw) - _MAMBA2_OPTIONS)

@@ -313,11 +313,16 @@ def make_eval_fn(manifest: dict, device: str) -> Callable[[list[dict]], dict]:
         kw = manifest["architecture"]["kwargs"]
         name = next(n for n, c in zoo_digits.ZOOS.items() if c == (kw["c1"], kw["c2"], kw["hidden"]))
         return zoo_digits.make_eval_fn(name)
-    try:
-        from rpg.evaluate import make_evaluator
-    except ImportError as e:
-        raise RPGInputError(f"--eval-every: no evaluator for architecture {arch!r} ({e})") from None
-    return make_evaluator(manifest, device)
+    if "architecture" not in manifest or "dataset" not in manifest:
+        raise RPGInputError("--eval-every: the zoo's manifest.json names no architecture/dataset to test on")
+    from rpg.evaluate import Evaluator
+    evaluator = Evaluator(manifest, device=device)
+
+    def evaluate(state_dicts: list[dict]) -> dict:
+        accs = [100.0 * (1.0 - float(evaluator.wrong(sd, "generated").float().mean())) for sd in state_dicts]
+        return {"acc_mean": round(sum(accs) / len(accs), 2), "acc_min": round(min(accs), 2),
+                "acc_max": round(max(accs), 2)}
+    return evaluate
 
 
 if __name__ == "__main__":

@@ -486,3 +486,56 @@ def test_paper_imagenet_entry_on_fake_imagenet(tmp_path):
     assert set(first) == set(w0)
     # fine-tuned from the given weights at lr 1e-6: tiny change from the pre-trained tensors
     assert float((first["stem.0.weight"] - w0["stem.0.weight"]).abs().max()) < 1e-4
+
+
+def test_paper_seed_and_task_entries_on_fake_cifar(tmp_path, monkeypatch):
+    """The permutation (Tab. 15) and unseen-task (§4) entries, shrunk to 32 px and one epoch per phase."""
+    import os
+
+    import torchvision.datasets.cifar as tv_cifar
+    from test_datasets import write_fake_cifar
+
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
+    data = DataConfig(
+        cifar_root=str(write_fake_cifar(tmp_path / "cifar", n_per_batch=10, n_test=10)), num_workers=0
+    )
+    small = {
+        "dataset.image_size": "32",
+        "architecture.kwargs.img_size": "32",
+        "batch_size": "25",
+        "architecture.kwargs.depth": "1",
+    }
+    seeds = apply_overrides(
+        zoos.get_zoo("paper/cifar10_vit_tiny_seeds"),
+        {**small, "num_seeds": "2", "phases.0.epochs": "1", "num_checkpoints": "2"},
+    )
+    (folder,) = collect(seeds, tmp_path / "seeds", data, device="cpu", progress=False, log=quiet)
+    cks = read_json(folder / "manifest.json")["checkpoints"]
+    assert [(c["permutation"], c["iteration"]) for c in cks] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+    tasks = zoos.get_zoo("paper/cifar10_vit_tiny_tasks")
+    tasks = apply_overrides(
+        tasks,
+        {
+            **small,
+            "num_seen_tasks": "1",
+            "unseen_tasks": "[314]",
+            "num_checkpoints": "2",
+            "phases.0.epochs": "1",
+            "phases.1.epochs": "1",
+        },
+    )
+    weights = tmp_path / "vit_tiny.safetensors"  # stands in for the ImageNet-pretrained ViT-Tiny
+    timm_like = build_model({"name": "timm:vit_tiny_patch16_224", "kwargs": {"img_size": 32, "depth": 1}})
+    save_state_dict(weights, timm_like.state_dict())
+    tasks.pretrained = str(weights)
+    seen, unseen = collect(tasks, tmp_path / "tasks", data, device="cpu", progress=False, log=quiet)
+    mu = read_json(unseen / "manifest.json")
+    assert [c["task"] for c in mu["checkpoints"]] == [zoos.task_bits(314)] * 2
+    sd = load_state_dict(unseen / "task0314_ckpt00.safetensors")
+    assert sd["head.2.weight"].shape == (2, 192) and "head.2.bias" not in sd
+    # the backbone came from the pre-trained file (one head-only epoch, one full epoch at 1e-4)
+    assert (
+        float((sd["patch_embed.proj.weight"] - timm_like.state_dict()["patch_embed.proj.weight"]).abs().max())
+        < 2e-3
+    )

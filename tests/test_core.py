@@ -240,3 +240,16 @@ def test_bad_input_one_line_error_and_no_output(small_zoo, tmp_path, case):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and expect in lines[0], r.stderr
     assert not (out / "generator.safetensors").exists()
+
+
+def test_ddp_two_processes_on_cpu(small_zoo, tmp_path):
+    """torchrun with 2 CPU ranks (gloo): both step the LR schedule, rank 0 writes the generator."""
+    sets = [x for k, v in FAST.items() for x in ("--set", f"{k}={v}")]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "rpg.train", "--checkpoints", str(small_zoo), "--out", str(tmp_path / "run"),
+                        "--preset", "tiny", "--device", "cpu", "--quiet", *sets],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "run" / "generator.safetensors").is_file()
+    st = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
+    assert st["step"] == 6 and st["scheduler"]["last_epoch"] == 6

@@ -136,6 +136,16 @@ def test_fashion_mnist_errors(tmp_path):
         load_dataset({"name": "fashion_mnist"}, DataConfig(fashion_mnist_root=str(root)))
 
 
+def test_missing_fashion_mnist_fails_on_ci(monkeypatch, tmp_path):
+    monkeypatch.setenv("RPG_FASHION_MNIST_ROOT", str(tmp_path / "absent"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="Fashion-MNIST is missing"):
+        require_fashion_mnist()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require_fashion_mnist()
+
+
 def test_real_fashion_mnist():
     require_fashion_mnist()
     data = load_dataset({"name": "fashion_mnist"})

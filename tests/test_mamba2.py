@@ -84,7 +84,8 @@ def test_ssd_chunked_with_extreme_decays():
     h = torch.zeros(b, H, P, N, dtype=torch.float64)
     ref = []
     for t in range(L):
-        h = torch.exp(dt[:, t] * A)[..., None, None] * h + (dt[:, t, :, None] * x[:, t])[..., None] * B[:, t, 0, None, None, :]
+        h = (torch.exp(dt[:, t] * A)[..., None, None] * h
+             + (dt[:, t, :, None] * x[:, t])[..., None] * B[:, t, 0, None, None, :])
         ref.append((h * C[:, t, 0, None, None, :]).sum(-1))
     ref = torch.stack(ref, dim=1)
     for q in (8, 64):
