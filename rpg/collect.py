@@ -138,15 +138,23 @@ class Unit:
 
 
 class ZooManifest:
-    """manifest.json of one zoo folder, rewritten atomically after every checkpoint."""
+    """The manifest of one zoo folder.
+
+    While the folder is being collected, the manifest lives in ZOO/.collect_state/manifest.json and is
+    rewritten atomically after every checkpoint; ZOO/manifest.json appears only once every run of the
+    folder is complete (`publish`), so a manifest.json always describes a finished zoo (workflow
+    rules can treat it as the folder's last output).
+    """
 
     def __init__(self, folder: Path, header: dict):
-        self.path = folder / "manifest.json"
-        if self.path.exists():
-            data = read_json(self.path)
+        self.final = folder / "manifest.json"
+        self.path = folder / STATE_DIR / "manifest.json"
+        src = self.path if self.path.exists() else self.final if self.final.exists() else None
+        if src is not None:
+            data = read_json(src)
             if data.get("format") != MANIFEST_FORMAT:
-                raise RPGInputError(f"{self.path}: not an {MANIFEST_FORMAT} manifest")
-            _check_same_zoo(self.path, data.get("config", {}), header["config"])
+                raise RPGInputError(f"{src}: not an {MANIFEST_FORMAT} manifest")
+            _check_same_zoo(src, data.get("config", {}), header["config"])
             self.data = data
             self.data["config"] = header["config"]  # resumable keys may have changed
         else:
@@ -169,6 +177,16 @@ class ZooManifest:
 
     def write(self) -> None:
         write_json(self.path, self.data)
+
+    def publish(self) -> None:
+        """Write ZOO/manifest.json and drop the in-progress copy (and the state folder once empty)."""
+        write_json(self.final, self.data)
+        if self.path.exists():
+            self.path.unlink()
+        try:
+            self.path.parent.rmdir()
+        except OSError:
+            pass
 
 
 def _check_same_zoo(path: Path, old: dict, new: dict) -> None:
@@ -278,7 +296,6 @@ class Collector:
             if u.zoo_dir not in manifests:
                 u.zoo_dir.mkdir(parents=True, exist_ok=True)
                 manifests[u.zoo_dir] = ZooManifest(u.zoo_dir, self.header(u.zoo_dir, params))
-                manifests[u.zoo_dir].write()
         todo = [u for u in units if manifests[u.zoo_dir].count(u.prefix) < self.cfg.num_checkpoints]
         if len(units) > 1:
             self.log(f"{self.cfg.name}: {len(units)} runs ({len(units) - len(todo)} already complete)")
@@ -286,6 +303,14 @@ class Collector:
             if len(todo) > 1:
                 self.log(f"[{i + 1}/{len(todo)}] {u.name}")
             self.run_unit(u, manifests[u.zoo_dir])
+            # a folder is finished once none of its runs is left: publish its manifest.json right away
+            if not any(v.zoo_dir == u.zoo_dir for v in todo[i + 1 :]):
+                manifests[u.zoo_dir].publish()
+        for m in manifests.values():
+            # folders that had nothing left to do: a rerun of a finished zoo, or of one whose last
+            # checkpoint was written just before an interruption
+            if not m.final.exists() or m.path.exists():
+                m.publish()
         return sorted(manifests)
 
     def _state_path(self, u: Unit) -> Path:

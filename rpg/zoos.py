@@ -235,7 +235,9 @@ class ZooConfig:
         """Seen task ids in collection order (ascending). A subset is drawn with task_sample_seed."""
         pool = [n for n in range(1, NUM_TASKS + 1) if n not in set(self.unseen_tasks)]
         if self.num_seen_tasks is not None and self.num_seen_tasks < len(pool):
-            pool = sorted(random.Random(self.task_sample_seed).sample(pool, self.num_seen_tasks))
+            # a prefix of one fixed shuffle: raising num_seen_tasks later only adds tasks
+            random.Random(self.task_sample_seed).shuffle(pool)
+            pool = sorted(pool[: self.num_seen_tasks])
         return pool
 
 

@@ -71,6 +71,9 @@ def test_task_encoding():
     assert len(cfg.seen_tasks()) == 1002 and not set(cfg.seen_tasks()) & set(cfg.unseen_tasks)
     cfg.num_seen_tasks = 7
     assert cfg.seen_tasks() == cfg.seen_tasks() and len(cfg.seen_tasks()) == 7
+    seven = set(cfg.seen_tasks())
+    cfg.num_seen_tasks = 30
+    assert seven < set(cfg.seen_tasks())  # asking for more seen tasks only adds tasks
     with pytest.raises(RPGInputError, match="task id 1023"):
         apply_overrides(cfg, {"unseen_tasks": "[1023]"})
 
@@ -224,7 +227,9 @@ def test_resume_gives_identical_zoo(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         collect(tiny_cfg(), tmp_path / "a", device="cpu", progress=False, log=quiet)
     assert (tmp_path / "a" / ".collect_state" / "run.pt").exists()
-    assert len(read_json(tmp_path / "a" / "manifest.json")["checkpoints"]) == 2
+    # manifest.json appears only for a finished zoo; progress is kept next to the resume state
+    assert not (tmp_path / "a" / "manifest.json").exists()
+    assert len(read_json(tmp_path / "a" / ".collect_state" / "manifest.json")["checkpoints"]) == 2
     first = (tmp_path / "a" / "ckpt_0000.safetensors").stat().st_mtime_ns
     monkeypatch.setattr(collect_mod.Collector, "_write_checkpoint", orig)
     collect(tiny_cfg(), tmp_path / "a", device="cpu", progress=False, log=quiet)
@@ -337,6 +342,13 @@ def test_tasks_zoo(tmp_path):
     ]
     assert [c["permutation"] for c in mu["checkpoints"]] == [0, 1, 2, 3]
     assert all(0.5 <= c["accuracy"] <= 1 for c in ms["checkpoints"] + mu["checkpoints"])
+    # more seen tasks later: only the new task is trained, the folder's manifest then lists all three
+    before = {c["file"]: (seen / c["file"]).stat().st_mtime_ns for c in ms["checkpoints"]}
+    cfg.num_seen_tasks = 3
+    collect(cfg, tmp_path / "z", device="cpu", progress=False, log=quiet)
+    ms3 = read_json(seen / "manifest.json")
+    assert {zoos.task_id(c["task"]) for c in ms3["checkpoints"]} == set(cfg.seen_tasks()) > set(seen_ids)
+    assert all((seen / f).stat().st_mtime_ns == t for f, t in before.items())
 
 
 # ---- CLI -------------------------------------------------------------------------------------------------
