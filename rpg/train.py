@@ -158,7 +158,7 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
         if rank:
             tok, tokens = tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir)
     if tokens.nbytes <= _IN_MEMORY_BYTES:
-        tokens = torch.from_numpy(np.ascontiguousarray(tokens))     # (N, L, d) in RAM
+        tokens = torch.from_numpy(np.array(tokens))                  # (N, L, d) copied into RAM
     num_perm = max(zoo.permutations) + 1
     perms = torch.tensor(zoo.permutations)
     tasks = None

@@ -1,9 +1,15 @@
 # Helpers only (no rules): config lookups, wildcard constraints, pinned() and input/param functions.
 # The root Snakefile includes this file before the rule files, which use these names.
 
+import os
 import re
 import shlex
+import sys
 from pathlib import Path
+
+# Jobs run `python -m rpg ...` / `torchrun`: resolve them in the environment that runs Snakemake
+# (e.g. `.venv/bin/snakemake` without an activated venv), not whatever `python` is first on PATH.
+shell.prefix(f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; ')
 
 # Files shipped with the workflow (resources/paper/*.csv) are found next to the root Snakefile,
 # also when Snakemake runs in another working directory (--directory tests/smoke).
