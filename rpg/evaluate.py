@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
 import time
@@ -488,7 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument(
-        "--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads (default: all cores)"
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: the machine's idle cores, at least 1; see rpg collect --help)",
     )
     p.add_argument(
         "--set",
@@ -519,11 +521,11 @@ def _main(args: argparse.Namespace) -> None:
         ) from None
     if any(not math.isfinite(x) or x < 0 for x in levels):
         raise RPGInputError("--noise-levels: levels must be finite and >= 0")
-    if args.threads < 1:
-        raise RPGInputError("--threads: must be >= 1")
     if args.batch_size is not None and args.batch_size < 1:
         raise RPGInputError("--batch-size: must be >= 1")
-    torch.set_num_threads(args.threads)
+    from rpg.collect import set_threads
+
+    set_threads(args.threads)
     t0 = time.time()
     res = evaluate_zoo(
         args.zoo,

@@ -402,6 +402,21 @@ def test_cli(tmp_path, capsys):
     assert "cifar_root: /x has no cifar-10-batches-py" in capsys.readouterr().err
 
 
+def test_thread_default(monkeypatch):
+    monkeypatch.setattr(collect_mod.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(collect_mod.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert collect_mod.idle_cores() == 2  # idle machine: every core
+    monkeypatch.setattr(collect_mod.os, "getloadavg", lambda: (3.2, 0.0, 0.0))
+    assert collect_mod.idle_cores() == 1  # busy shared machine: no oversubscription
+    n = torch.get_num_threads()
+    try:
+        assert collect_mod.set_threads(None) == 1 and torch.get_num_threads() == 1
+        with pytest.raises(RPGInputError, match="--threads"):
+            collect_mod.set_threads(0)
+    finally:
+        torch.set_num_threads(n)
+
+
 def test_cli_subprocess(tmp_path):
     out = tmp_path / "z"
     r = subprocess.run(
