@@ -110,6 +110,13 @@ class _SSDIntraChunk(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, dt, cs, B, C, D):
+        # Under bf16 autocast the matmuls below would silently drop to bf16 while the hand-written
+        # backward works in the inputs' dtype: run the scan in that dtype (float32 or wider) instead.
+        with torch.autocast(x.device.type, enabled=False):
+            return _SSDIntraChunk._forward(ctx, x, dt, cs, B, C, D)
+
+    @staticmethod
+    def _forward(ctx, x, dt, cs, B, C, D):
         xdt = x * dt.unsqueeze(-1)
         M = _intra_chunk_decay(cs).mul_(_causal_cb(B, C))  # (b, c, G, hg, Q, Q)
         y = M @ xdt
@@ -123,7 +130,7 @@ class _SSDIntraChunk(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy, gS):
         x, dt, cs, B, C, D = ctx.saved_tensors
-        gy = gy.contiguous()
+        gy = gy.to(x.dtype).contiguous()
         xdt = x * dt.unsqueeze(-1)
         decay = _intra_chunk_decay(cs)  # (b, c, G, hg, Q, Q)
         CB = _causal_cb(B, C)  # (b, c, G, 1, Q, Q), shared by the heads of a group
@@ -142,7 +149,7 @@ class _SSDIntraChunk(torch.autograd.Function):
         gB = gCB.transpose(-1, -2) @ C
         # S = B_dec^T xdt with B_dec = B * e, e = exp(cs[-1] - cs).
         e = _decay(cs[..., -1:] - cs)  # (b, c, G, hg, Q)
-        gS = gS.contiguous()
+        gS = gS.to(x.dtype).contiguous()
         B_dec = B * e.unsqueeze(-1)
         gxdt += B_dec @ gS
         gB_dec = xdt @ gS.transpose(-1, -2)  # (b, c, G, hg, Q, N)
