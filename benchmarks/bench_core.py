@@ -31,8 +31,10 @@ from rpg.model import RPG
 from rpg.train import Zoo, make_optimizer, tokenize_zoo
 
 OFFICIAL = {  # the official code on this kind of machine (2 idle cores), LSTM backbone, Tiny preset
-    "digits_2k9": {"train_step_s": (0.44, 0.57), "ddpm1000_s_per_model": (16.0, 17.0), "ddim60_s_per_model": (0.9, 1.2)},
-    "digits_68k": {"train_step_s": (16.4, 16.4), "ddpm1000_s_per_model": (325.0, 325.0), "ddim60_s_per_model": (19.0, 19.0)},
+    "digits_2k9": {"train_step_s": (0.44, 0.57), "ddpm1000_s_per_model": (16.0, 17.0),
+                   "ddim60_s_per_model": (0.9, 1.2)},
+    "digits_68k": {"train_step_s": (16.4, 16.4), "ddpm1000_s_per_model": (325.0, 325.0),
+                   "ddim60_s_per_model": (19.0, 19.0)},
 }
 
 
@@ -73,7 +75,8 @@ def bench(zoo_name: str, zoo_dir: Path, kind: str, reps: int, bf16: bool, gen: b
         small = tok.num_tokens < 100
         # DDPM-1000 on the 68k zoo would take minutes per model: there we time 100 ancestral steps (the same
         # work per step: one denoiser call on every token + one scheduler step) and scale by 10.
-        for sampler, steps, n, scale in (("ddim", 60, 10, 1), ("ddpm", 1000, 10, 1) if small else ("ddim", 100, 10, 10)):
+        runs = (("ddim", 60, 10, 1), ("ddpm", 1000, 10, 1) if small else ("ddim", 100, 10, 10))
+        for sampler, steps, n, scale in runs:
             t0 = time.perf_counter()
             sample_tokens(model, n, sampler=sampler, steps=steps, mode="full", autocast=bf16,
                           generator=torch.Generator().manual_seed(0))
@@ -108,10 +111,11 @@ def main() -> None:
           f"{'official':>10} {'DDIM60 s/model':>15} {'official':>10}")
     for r in rows:
         o = r["official"]
+        ts, dp, dm = o["train_step_s"], o["ddpm1000_s_per_model"], o["ddim60_s_per_model"]
         print(f"{r['zoo']:<11} {r['backbone']:<6} {r['precision']:<5} {r['train_step_s']:>8.3f} "
-              f"{'%.2f-%.2f' % o['train_step_s']:>12} {r.get('ddpm1000_s_per_model', float('nan')):>13.2f} "
-              f"{'%.0f-%.0f' % o['ddpm1000_s_per_model']:>10} {r.get('ddim60_s_per_model', float('nan')):>15.3f} "
-              f"{'%.1f-%.1f' % o['ddim60_s_per_model']:>10}")
+              f"{f'{ts[0]:.2f}-{ts[1]:.2f}':>12} {r.get('ddpm1000_s_per_model', float('nan')):>13.2f} "
+              f"{f'{dp[0]:.0f}-{dp[1]:.0f}':>10} {r.get('ddim60_s_per_model', float('nan')):>15.3f} "
+              f"{f'{dm[0]:.1f}-{dm[1]:.1f}':>10}")
 
 
 if __name__ == "__main__":

@@ -32,12 +32,13 @@ def vit_base_layout(d: int):
         sd = timm.create_model("vit_base_patch16_224", pretrained=False).state_dict()
         shapes = [(k, tuple(v.shape)) for k, v in sd.items()]
     except Exception:
-        shapes = [("cls_token", (1, 1, 768)), ("pos_embed", (1, 197, 768)), ("patch_embed.proj.weight", (768, 3, 16, 16)),
-                  ("patch_embed.proj.bias", (768,))]
+        shapes = [("cls_token", (1, 1, 768)), ("pos_embed", (1, 197, 768)),
+                  ("patch_embed.proj.weight", (768, 3, 16, 16)), ("patch_embed.proj.bias", (768,))]
         for i in range(12):
             p = f"blocks.{i}."
             shapes += [(p + "norm1.weight", (768,)), (p + "norm1.bias", (768,)), (p + "attn.qkv.weight", (2304, 768)),
-                       (p + "attn.qkv.bias", (2304,)), (p + "attn.proj.weight", (768, 768)), (p + "attn.proj.bias", (768,)),
+                       (p + "attn.qkv.bias", (2304,)), (p + "attn.proj.weight", (768, 768)),
+                       (p + "attn.proj.bias", (768,)),
                        (p + "norm2.weight", (768,)), (p + "norm2.bias", (768,)), (p + "mlp.fc1.weight", (3072, 768)),
                        (p + "mlp.fc1.bias", (3072,)), (p + "mlp.fc2.weight", (768, 3072)), (p + "mlp.fc2.bias", (768,))]
         shapes += [("norm.weight", (768,)), ("norm.bias", (768,)), ("head.weight", (1000, 768)), ("head.bias", (1000,))]
@@ -125,17 +126,19 @@ def mamba_check(device: str) -> dict:
         ref = mamba2_reference(m64, x.double().cpu())
     res["pure_pytorch_rel_err_vs_fp64_reference"] = float((y.double().cpu() - ref).norm() / ref.norm())
     for L in (512, 4096):
-        mm = Mamba2(8192 if device == "cuda" else 256, d_state=128, chunk_size=256 if device == "cuda" else 64).to(device)
-        xx = torch.randn(2, L, mm.in_proj.in_features, device=device, requires_grad=True)
+        width = 8192 if device == "cuda" else 256
+        mm = Mamba2(width, d_state=128, chunk_size=256 if device == "cuda" else 64).to(device)
+        xx = torch.randn(2, L, width, device=device, requires_grad=True)
 
-        def fb():
+        def fb(mm=mm, xx=xx):
             with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
                 out = mm(xx)
             out.float().pow(2).mean().backward()
         measure(fb, device)
         _, t, mem = measure(fb, device)
-        res[f"pure_pytorch_fwd_bwd_dmodel{mm.in_proj.in_features}_B2_L{L}_s"] = round(t, 4)
-        res[f"pure_pytorch_fwd_bwd_dmodel{mm.in_proj.in_features}_B2_L{L}_peak_GiB"] = None if mem is None else round(mem, 2)
+        key = f"pure_pytorch_fwd_bwd_dmodel{width}_B2_L{L}"
+        res[key + "_s"] = round(t, 4)
+        res[key + "_peak_GiB"] = None if mem is None else round(mem, 2)
     return res
 
 

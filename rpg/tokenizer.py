@@ -206,7 +206,8 @@ class ParamTokenizer:
     def detokenize(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         """(L, d) tokens -> state_dict in the original key order and dtypes; padding is dropped."""
         if tuple(tokens.shape) != (self.num_tokens, self.token_size):
-            raise ValueError(f"expected tokens of shape {(self.num_tokens, self.token_size)}, got {tuple(tokens.shape)}")
+            raise ValueError(f"expected tokens of shape {(self.num_tokens, self.token_size)}, "
+                             f"got {tuple(tokens.shape)}")
         parts, t = [], 0
         for _, numel, n, c in self.groups:
             parts.append(tokens[t:t + n, :c].to(torch.float64).reshape(-1)[:numel])
@@ -249,8 +250,9 @@ class ParamTokenizer:
         return cls(layers, copied, meta["key_order"], meta["token_size"], meta["strategy"])
 
     def save(self, path: str | Path) -> None:
-        from rpg.io import atomic_path
         from safetensors.torch import save_file
+
+        from rpg.io import atomic_path
         tensors, meta = self.state_dict()
         with atomic_path(path) as tmp:
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
@@ -274,6 +276,7 @@ def check_compatible(ref_name: str, ref: dict[str, torch.Tensor], name: str, sd:
         raise RPGInputError(f"{name}: keys are in a different order than in {ref_name}")
     for k, v in sd.items():
         if v.shape != ref[k].shape:
-            raise RPGInputError(f"{name}: key {k!r} has shape {tuple(v.shape)}, but {tuple(ref[k].shape)} in {ref_name}")
+            raise RPGInputError(f"{name}: key {k!r} has shape {tuple(v.shape)}, "
+                                f"but {tuple(ref[k].shape)} in {ref_name}")
         if v.dtype != ref[k].dtype:
             raise RPGInputError(f"{name}: key {k!r} has dtype {v.dtype}, but {ref[k].dtype} in {ref_name}")

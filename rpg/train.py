@@ -152,7 +152,8 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
     zoo = Zoo(zoo_dir)
     tc = cfg.train
     torch.manual_seed(tc.seed)
-    tok, tokens = tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir) if rank == 0 else (None, None)
+    tok, tokens = (tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir) if rank == 0
+                   else (None, None))
     if world > 1:
         torch.distributed.barrier()
         if rank:

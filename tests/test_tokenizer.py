@@ -14,8 +14,9 @@ def _zoo(model: nn.Module, n: int = 2):
     out = []
     for i in range(n):
         g = torch.Generator().manual_seed(i)
-        out.append((f"c{i}", {k: (v + 0.01 * torch.randn(v.shape, generator=g) if i and v.is_floating_point() else v.clone())
-                              for k, v in sd.items()}))
+        noisy = {k: (v + 0.01 * torch.randn(v.shape, generator=g) if i and v.is_floating_point() else v.clone())
+                 for k, v in sd.items()}
+        out.append((f"c{i}", noisy))
     return out
 
 
