@@ -8,10 +8,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    # the suite is sized for 2 cores; keep every test on them
-    torch.set_num_threads(2)
+def _threads(request):
+    """The suite is sized for 2 cores. A test module can ask for fewer with TORCH_THREADS (tiny models run
+    faster on one thread, and oversubscribed OpenMP threads are far slower on a shared machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(getattr(request.module, "TORCH_THREADS", 2))
     yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

@@ -18,14 +18,7 @@ from rpg.archs import (
 from rpg.errors import RPGInputError
 from rpg.io import save_state_dict
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One torch thread per test: on a shared 2-core machine, oversubscribed OpenMP threads are far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+TORCH_THREADS = 1  # small models: one thread avoids OpenMP oversubscription (see conftest.py)
 
 
 def test_cnn_s_matches_paper_shapes():

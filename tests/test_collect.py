@@ -22,13 +22,7 @@ from rpg.zoos import PhaseConfig, SaveConfig, ZooConfig, apply_overrides
 TINY_ARCH = {"name": "cnn_s", "kwargs": {"in_chans": 1, "num_classes": 10}}
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One torch thread per test: on a shared 2-core machine, oversubscribed OpenMP threads are far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+TORCH_THREADS = 1  # small models: one thread avoids OpenMP oversubscription (see conftest.py)
 
 
 def tiny_cfg(**kw) -> ZooConfig:

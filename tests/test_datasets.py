@@ -15,14 +15,7 @@ import torch
 from rpg.datasets import DataConfig, DatasetSpec, fashion_mnist_available, load_dataset
 from rpg.errors import RPGInputError
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One torch thread per test: on a shared 2-core machine, oversubscribed OpenMP threads are far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+TORCH_THREADS = 1  # small models: one thread avoids OpenMP oversubscription (see conftest.py)
 
 
 def require_fashion_mnist() -> None:

@@ -26,14 +26,7 @@ from rpg.evaluate import (
 from rpg.io import read_json, save_state_dict, write_json
 from rpg.zoos import PhaseConfig, SaveConfig, ZooConfig
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One torch thread per test: on a shared 2-core machine, oversubscribed OpenMP threads are far slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+TORCH_THREADS = 1  # small models: one thread avoids OpenMP oversubscription (see conftest.py)
 
 
 def quiet(*a, **k):
