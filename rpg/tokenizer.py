@@ -93,7 +93,7 @@ class ParamTokenizer:
         for n in numels:
             offsets.append(offsets[-1] + n)
         self.num_params = offsets[-1]
-        starts, lengths, layer_ids, token_ids = [], [], [], []
+        lengths, layer_ids, token_ids = [], [], []
         # groups: (flat offset, numel, tokens, chunk length): `numel` values fill `tokens` rows of `chunk`
         # values each (the last row may be short); every strategy is a list of such groups
         self.groups: list[tuple[int, int, int, int]] = []
@@ -117,15 +117,11 @@ class ParamTokenizer:
                     chunks = _channel_chunks(layer.shape, d)
                 pos = offsets[li]
                 self.groups.append((pos, layer.numel, len(chunks), chunks[0]))
-                for j, c in enumerate(chunks):
-                    starts.append(pos)
-                    lengths.append(c)
-                    layer_ids.append(li)
-                    token_ids.append(j)
-                    pos += c
-                assert pos == offsets[li + 1], "chunking must cover the tensor exactly"
+                lengths += chunks
+                layer_ids += [li] * len(chunks)
+                token_ids += range(len(chunks))
+                assert sum(chunks) == layer.numel, "chunking must cover the tensor exactly"
         self.offsets = offsets
-        self.starts = torch.tensor(starts, dtype=torch.long)         # (L,)
         self.lengths = torch.tensor(lengths, dtype=torch.long)       # (L,)
         self.layer_ids = torch.tensor(layer_ids, dtype=torch.long)   # (L,) generated-layer index i
         self.token_ids = torch.tensor(token_ids, dtype=torch.long)   # (L,) token index j within its layer
@@ -133,7 +129,7 @@ class ParamTokenizer:
 
     @property
     def num_tokens(self) -> int:
-        return len(self.starts)
+        return len(self.lengths)
 
     @property
     def num_layers(self) -> int:
