@@ -123,8 +123,8 @@ def make_optimizer(model: torch.nn.Module, cfg: RPGConfig) -> torch.optim.Optimi
 
 
 def _autocast(cfg: RPGConfig, device: str):
-    p = cfg.train.precision
-    use = p == "bf16" or (p == "auto" and device.startswith("cuda"))
+    from rpg.generate import use_bf16
+    use = use_bf16(cfg.train.precision, device)
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
 
 
@@ -240,8 +240,9 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
                       f"{(now - t_last) / tc.log_every:.3f} s/step", flush=True)
             t_last = now
         if rank == 0 and eval_fn is not None and tc.eval_every and step % tc.eval_every == 0:
-            from rpg.generate import sample_tokens
-            gen = sample_tokens(model, eval_num, generator=torch.Generator().manual_seed(step), device=device)
+            from rpg.generate import sample_tokens, use_bf16
+            gen = sample_tokens(model, eval_num, generator=torch.Generator().manual_seed(step), device=device,
+                                autocast=use_bf16(tc.precision, device))
             metrics = eval_fn([tok.detokenize(x) for x in gen])
             model.train()
             with open(log_path, "a") as f:
