@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import math
-import os
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rpg import archs, zoos
-from rpg.cli import parse_overrides, run
+from rpg.cli import add_threads_arg, parse_overrides, run, set_threads
 from rpg.datasets import DATA_KEYS, DataConfig, LoadedDataset, load_dataset
 from rpg.errors import RPGInputError
 from rpg.evaluate import predict
@@ -69,30 +68,6 @@ def code_version() -> str:
         return out.stdout.strip() or "unknown" if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def idle_cores() -> int:
-    """CPU threads worth using now: the machine's cores minus its 1-minute load average (at least 1).
-
-    On a dedicated machine this is every core. On a shared one, torch threads beyond the idle cores
-    make OpenMP spin against other processes: on the 2-core development box at load ~3, evaluating
-    10 mini checkpoints took 15-23 s with 2 threads and 4-11 s with 1.
-    """
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not available on every platform
-        return cores
-    return max(1, min(cores, cores - int(load + 0.5)))
-
-
-def set_threads(threads: int | None) -> int:
-    """Apply --threads (None = `idle_cores()`); returns the number used."""
-    n = idle_cores() if threads is None else threads
-    if n < 1:
-        raise RPGInputError("--threads: must be >= 1")
-    torch.set_num_threads(n)
-    return n
 
 
 def resolve_device(name: str) -> torch.device:
@@ -623,13 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fashion_mnist, digits, mnist5k, cifar10, cifar100, imagenet",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: the machine's idle cores = cores minus the 1-minute load "
-        "average, at least 1; all cores on an otherwise idle machine)",
-    )
+    add_threads_arg(p)
     p.add_argument("--list", action="store_true", help="list the registry entries and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

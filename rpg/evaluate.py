@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rpg.cli import add_threads_arg
 from rpg.errors import RPGInputError
 
 EVAL_FORMAT = "rpg-eval/1"
@@ -486,12 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluation batch size (default: the zoo's eval_batch_size, else 1000)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: the machine's idle cores, at least 1; see rpg collect --help)",
-    )
+    add_threads_arg(p)
     p.add_argument(
         "--set",
         dest="overrides",
@@ -523,7 +519,7 @@ def _main(args: argparse.Namespace) -> None:
         raise RPGInputError("--noise-levels: levels must be finite and >= 0")
     if args.batch_size is not None and args.batch_size < 1:
         raise RPGInputError("--batch-size: must be >= 1")
-    from rpg.collect import set_threads
+    from rpg.cli import set_threads
 
     set_threads(args.threads)
     t0 = time.time()

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from rpg import io
+from rpg.cli import add_threads_arg, set_threads
 from rpg.cli import run as run_cli
 from rpg.denoiser import fold_batchnorm
 from rpg.errors import RPGInputError
@@ -113,10 +114,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="bf16 autocast for the networks (the official sampler's precision) or fp32; auto (default): "
                    "bf16 where the device runs it natively (CUDA, CPUs with AMX/AVX512-BF16), else fp32")
     p.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help="same as --precision bf16")
+    add_threads_arg(p)
     return run_cli(_generate, p, argv)
 
 
 def _generate(args: argparse.Namespace) -> None:
+    set_threads(args.threads)
     device = resolve_device(args.device)
     if args.num < 1:
         raise RPGInputError(f"--num {args.num}: must be >= 1")

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from rpg import io
-from rpg.cli import parse_overrides
+from rpg.cli import add_threads_arg, parse_overrides, set_threads
 from rpg.cli import run as run_cli
 from rpg.config import PRESETS, RPGConfig, preset_config
 from rpg.errors import RPGInputError
@@ -290,11 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=None,
                    help="every N steps generate 2 models and test them (needs an evaluable zoo manifest)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_arg(p)
     return run_cli(_train_cli, p, argv)
 
 
 def _train_cli(args: argparse.Namespace) -> None:
     from rpg.generate import resolve_device
+    set_threads(args.threads)
     overrides = parse_overrides(args.set)
     if args.eval_every is not None:
         overrides["train.eval_every"] = str(args.eval_every)

@@ -397,14 +397,21 @@ def test_cli(tmp_path, capsys):
 
 
 def test_thread_default(monkeypatch):
-    monkeypatch.setattr(collect_mod.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(collect_mod.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
-    assert collect_mod.idle_cores() == 2  # idle machine: every core
-    monkeypatch.setattr(collect_mod.os, "getloadavg", lambda: (3.2, 0.0, 0.0))
-    assert collect_mod.idle_cores() == 1  # busy shared machine: no oversubscription
+    from rpg import cli
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cli, "_busy_cores", lambda: 0.1)
+    assert cli.idle_cores() == 2  # idle machine: every core
+    monkeypatch.setattr(cli, "_busy_cores", lambda: 3.2)
+    assert cli.idle_cores() == 1  # busy shared machine: no oversubscription
+    monkeypatch.setattr(cli, "_busy_cores", lambda: None)        # no /proc: the load average decides
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (1.2, 0.0, 0.0))
+    assert cli.idle_cores() == 1
+    monkeypatch.undo()
+    busy = cli._busy_cores(0.05)
+    assert busy is None or -0.01 <= busy <= (cli.os.cpu_count() or 1) + 0.01
     n = torch.get_num_threads()
     try:
-        assert collect_mod.set_threads(None) == 1 and torch.get_num_threads() == 1
+        assert collect_mod.set_threads(1) == 1 and torch.get_num_threads() == 1
         with pytest.raises(RPGInputError, match="--threads"):
             collect_mod.set_threads(0)
     finally:

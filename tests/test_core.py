@@ -69,6 +69,23 @@ def test_config_unknown_key_and_bad_width():
     assert RPGConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
+def test_override_takes_strings_and_python_values():
+    a = preset_config("mini", {"train.steps": "500", "recurrent.d_model": "[128, 128]", "train.precision": "fp32"})
+    b = preset_config("mini", {"train.steps": 500, "recurrent.d_model": [128, 128], "train.precision": "fp32"})
+    assert a == b and a.train.steps == 500 and a.recurrent.d_model == [128, 128]
+    with pytest.raises(RPGInputError, match="train.steps"):
+        preset_config("mini", {"train.steps": 0})
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch):
+    from rpg import generate
+    assert generate.use_bf16("bf16", "cpu") and not generate.use_bf16("fp32", "cpu")
+    monkeypatch.setattr(generate, "native_bf16", lambda device: False)
+    assert not generate.use_bf16("auto", "cpu")          # emulated bf16 is slower: stay in fp32
+    monkeypatch.setattr(generate, "native_bf16", lambda device: True)
+    assert generate.use_bf16("auto", "cpu")
+
+
 # ---------------------------------------------------------------------------------------------- embeddings
 def test_position_embeddings():
     pe = sinusoid_2d(torch.tensor([0, 0, 3]), torch.tensor([0, 1, 0]), 16)

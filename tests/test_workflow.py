@@ -251,14 +251,14 @@ def test_dvc_yaml_tracks_only_generated_artefacts():
         assert "deps" not in body                      # DVC never decides what to rerun
         cmd = " ".join(body["cmd"].split())
         # the exact Snakemake call, target first (before the variadic --configfile/--resources)
-        assert re.fullmatch(r"snakemake results/\S+/generated/\$\{key\}/manifest\.json"
+        assert re.fullmatch(r"snakemake results/\S+/metrics/\$\{key\}\.json"
                             r"( --configfile config/paper\.yaml)? --cores 1 --resources gpu=1", cmd), cmd
         kinds = []
         for out in body["outs"]:
             (path, opts), = out.items()
             assert opts == {"persist": True}
             kinds.append(path.split("/")[2])
-        assert kinds == ["zoos", "rpg", "generated"]   # never a dataset
+        assert kinds == ["zoos", "rpg", "generated", "metrics"]   # never a dataset
     listed = dvc(REPO, "stage", "list", "--name-only").stdout.split()
     assert [s for s in listed if s.startswith("artifacts@")] == [f"artifacts@{a}" for a in TABLE1_IDS]
     assert [s for s in listed if s.startswith("paper@")] == [f"paper@{a}" for a in TABLE1_IDS]
@@ -363,9 +363,11 @@ def test_dvc_round_trip(smoke, tmp_path):
             assert {p.relative_to(restored) for p in restored.rglob("*") if p.is_file()} == kept
             assert all((restored / f).read_bytes() == (original / f).read_bytes() for f in kept)
         assert (clone / "results" / "smoke" / "rpg" / arch / "generator.safetensors").is_file()
-    # No .snakemake metadata and fresh mtimes: only evaluation and the table are left.
+        metrics = Path("results", "smoke", "metrics", f"{arch}.json")
+        assert (clone / metrics).read_bytes() == (work / metrics).read_bytes()
+    # No .snakemake metadata and fresh mtimes: only the table is left.
     plan = snakemake(clone, *USER_CALL, "-n")
-    assert job_counts(plan.stdout) == {"evaluate": 2, "table1": 1, "publish_table": 1}
+    assert job_counts(plan.stdout) == {"table1": 1, "publish_table": 1}
     # pinned() is what protects them: make a zoo manifest newer than its generator (a pull can
     # restore files in any order) and compare with reuse_artifacts=False.
     now = time.time()
