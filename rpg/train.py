@@ -140,9 +140,10 @@ def _dist() -> tuple[int, int, int]:
 # ------------------------------------------------------------------------------------------------ training
 def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str = "cpu",
           eval_fn: Callable[[list[dict]], dict] | None = None, eval_num: int = 2,
-          max_steps: int | None = None, quiet: bool = False) -> Path:
+          max_steps: int | None = None, quiet: bool = False, restart_on_change: bool = False) -> Path:
     """Train (or resume) a generator. `eval_fn(state_dicts) -> metrics` is the periodic evaluation hook.
-    `max_steps` stops early (for tests of resumption) without writing the final generator."""
+    `max_steps` stops early (for tests of resumption) without writing the final generator. A run folder
+    whose saved state has another config is an error, or with `restart_on_change` is started over."""
     rank, world, local_rank = _dist()
     if world > 1 and device.startswith("cuda"):
         device = f"cuda:{local_rank}"
@@ -181,10 +182,18 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
     g = torch.Generator().manual_seed(tc.seed + rank)   # batches and diffusion noise; saved for resumption
     step = 0
     state_path = run_dir / "train_state.pt"
-    if state_path.is_file():
-        st = torch.load(state_path, map_location="cpu", weights_only=True)
+    st = torch.load(state_path, map_location="cpu", weights_only=True) if state_path.is_file() else None
+    if st is not None:
         if st["config"] != cfg.to_dict():
-            raise RPGInputError(f"{state_path}: was written with a different config; use a new --out or delete it")
+            if not restart_on_change:
+                raise RPGInputError(f"{state_path}: was written with a different config; use a new --out, "
+                                    "delete it, or pass --restart-on-change")
+            if rank == 0:
+                print(f"{state_path}: saved with another config; starting over")
+                for stale in ("train_state.pt", "log.jsonl", "generator.safetensors"):
+                    (run_dir / stale).unlink(missing_ok=True)
+            st = None
+    if st is not None:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
@@ -290,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=None,
                    help="every N steps generate 2 models and test them (needs an evaluable zoo manifest)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--restart-on-change", action="store_true",
+                   help="if --out holds a run saved with another config, start over instead of failing "
+                        "(the workflow passes it: Snakemake reruns training when its settings change)")
     add_threads_arg(p)
     return run_cli(_train_cli, p, argv)
 
@@ -305,7 +317,8 @@ def _train_cli(args: argparse.Namespace) -> None:
     eval_fn = None
     if cfg.train.eval_every:
         eval_fn = make_eval_fn(Zoo(args.checkpoints).manifest, device)
-    out = train(cfg, args.checkpoints, args.out, device=device, eval_fn=eval_fn, quiet=args.quiet)
+    out = train(cfg, args.checkpoints, args.out, device=device, eval_fn=eval_fn, quiet=args.quiet,
+                restart_on_change=args.restart_on_change)
     print(f"wrote {out}")
 
 

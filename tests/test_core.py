@@ -196,6 +196,20 @@ def test_resume_continues_from_last_save(small_zoo, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)              # identical to the uninterrupted run
 
 
+def test_changed_config_fails_or_restarts(small_zoo, tmp_path):
+    run = tmp_path / "run"
+    train(fast_cfg(), small_zoo, run, max_steps=3, quiet=True)
+    changed = fast_cfg(**{"train.steps": "9"})
+    with pytest.raises(RPGInputError, match="different config"):
+        train(changed, small_zoo, run, quiet=True)
+    train(changed, small_zoo, run, quiet=True, restart_on_change=True)          # what the workflow does
+    fresh = tmp_path / "fresh"
+    train(changed, small_zoo, fresh, quiet=True)
+    a, b = io.load_state_dict(run / "generator.safetensors"), io.load_state_dict(fresh / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)              # started over, not resumed
+    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 9
+
+
 # ---------------------------------------------------------------------------------------------- CLI / bad input
 def cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rpg", *args], capture_output=True, text=True, cwd=cwd)

@@ -30,4 +30,5 @@ rule train:
         " --preset {params.preset}"
         " {params.extra}"
         " --device {params.device}"
+        " --restart-on-change"
         " > {log} 2>&1"
