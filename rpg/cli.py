@@ -1,4 +1,4 @@
-"""Small helpers shared by the command-line entry points."""
+"""Small helpers shared by the command-line entry points: arguments, errors, threads, devices and precision."""
 
 from __future__ import annotations
 
@@ -89,3 +89,36 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=None,
         help="torch CPU threads (default: the machine's idle cores, measured over 0.3 s, at least 1: every "
         "core on an otherwise idle machine, fewer on a busy one so OpenMP does not oversubscribe it)")
+
+
+# ---------------------------------------------------------------------------------------------- devices
+def resolve_device(name: str) -> str:
+    """--device auto | cpu | cuda | cuda:N -> a device string, checked here rather than at first use."""
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise RPGInputError(f"--device {name}: not a device (use cpu, cuda, cuda:N or auto)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RPGInputError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return str(dev)
+
+
+def native_bf16(device) -> bool:
+    """Whether bf16 autocast runs natively here: CUDA, or a CPU with AMX / AVX512-BF16 (2-3x faster than
+    fp32 on this project's Xeons). Elsewhere bf16 is emulated and slower, so `auto` precision stays fp32."""
+    import torch
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if kind == "cpu":
+        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")   # private but stable since torch 2.1
+        return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in probes)
+    return False
+
+
+def use_bf16(precision: str, device) -> bool:
+    """precision auto | bf16 | fp32 -> autocast on or off for this device."""
+    return precision == "bf16" or (precision == "auto" and native_bf16(device))

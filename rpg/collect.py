@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rpg import archs, zoos
-from rpg.cli import add_threads_arg, parse_overrides, run, set_threads
+from rpg.cli import add_threads_arg, parse_overrides, resolve_device, run, set_threads
 from rpg.datasets import DATA_KEYS, DataConfig, LoadedDataset, load_dataset
 from rpg.errors import RPGInputError
 from rpg.evaluate import predict
@@ -68,18 +68,6 @@ def code_version() -> str:
         return out.stdout.strip() or "unknown" if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise RPGInputError(f"--device {name}: not a device (use cpu, cuda, cuda:N or auto)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RPGInputError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
-    return dev
 
 
 # --------------------------------------------------------------------------------------------------
@@ -520,7 +508,7 @@ def collect(
 ) -> list[Path]:
     """Collect (or resume) a zoo; returns the zoo folder(s) written."""
     c = Collector(
-        cfg, Path(out), data_cfg or DataConfig.from_sources(), resolve_device(device), progress, log
+        cfg, Path(out), data_cfg or DataConfig.from_sources(), torch.device(resolve_device(device)), progress, log
     )
     folders = c.run()
     t = c.timing

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rpg.cli import add_threads_arg
+from rpg.cli import add_threads_arg, set_threads
 from rpg.errors import RPGInputError
 
 EVAL_FORMAT = "rpg-eval/1"
@@ -390,7 +390,7 @@ def evaluate_zoo(
 ) -> dict:
     """Evaluate a zoo (and optionally a folder of generated weights); returns the rpg-eval/1 dict."""
     from rpg.archs import count_params
-    from rpg.collect import resolve_device
+    from rpg.cli import resolve_device
 
     zoo_dir = Path(zoo_dir)
     manifest, originals = read_zoo(zoo_dir)
@@ -400,7 +400,7 @@ def evaluate_zoo(
         raise RPGInputError(
             f"{generated}: this is a task zoo; every generated file needs a 'task' in manifest.json"
         )
-    ev = Evaluator(manifest, data_cfg, resolve_device(device), batch_size)
+    ev = Evaluator(manifest, data_cfg, torch.device(resolve_device(device)), batch_size)
     disable = None if progress is None else not progress
 
     def run_all(refs: list[ModelRef], desc: str) -> torch.Tensor:
@@ -519,8 +519,6 @@ def _main(args: argparse.Namespace) -> None:
         raise RPGInputError("--noise-levels: levels must be finite and >= 0")
     if args.batch_size is not None and args.batch_size < 1:
         raise RPGInputError("--batch-size: must be >= 1")
-    from rpg.cli import set_threads
-
     set_threads(args.threads)
     t0 = time.time()
     res = evaluate_zoo(

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from rpg import io
-from rpg.cli import add_threads_arg, set_threads
+from rpg.cli import add_threads_arg, resolve_device, set_threads, use_bf16
 from rpg.cli import run as run_cli
 from rpg.denoiser import fold_batchnorm
 from rpg.errors import RPGInputError
@@ -124,6 +124,7 @@ def _generate(args: argparse.Namespace) -> None:
     if args.num < 1:
         raise RPGInputError(f"--num {args.num}: must be >= 1")
     model, tok, meta = load_run(args.run, device)
+    bf16 = use_bf16(args.precision, device)
     task = None
     if model.cfg.condition.task != "none":
         if not args.task:
@@ -141,10 +142,10 @@ def _generate(args: argparse.Namespace) -> None:
         perm = torch.randint(0, meta["num_permutations"], (args.num,), generator=g)
     tokens = sample_tokens(model, args.num, sampler=args.sampler, steps=args.steps, mode=args.mode,
                            chunk_size=args.chunk_size, permutation=perm, task=task, generator=g, device=device,
-                           autocast=use_bf16(args.precision, device), progress=True)
+                           autocast=bf16, progress=True)
     write_generated(args.out, tok, tokens, meta, run=str(args.run), seed=args.seed,
                     sampler=args.sampler or model.cfg.diffusion.sampler, steps=args.steps,
-                    precision="bf16" if use_bf16(args.precision, device) else "fp32",
+                    precision="bf16" if bf16 else "fp32",
                     permutation=perm, task=args.task)
 
 
@@ -164,31 +165,6 @@ def write_generated(out: str | Path, tok: ParamTokenizer, tokens: torch.Tensor, 
         "format": "rpg-generated/1", "architecture": zoo.get("architecture"), "dataset": zoo.get("dataset"),
         "substitute_for": zoo.get("substitute_for"), **info, "files": files})
     return [out / f["file"] for f in files]
-
-
-def native_bf16(device: str | torch.device) -> bool:
-    """Whether bf16 autocast runs natively here: CUDA, or a CPU with AMX / AVX512-BF16 (2-3x faster than
-    fp32 on this project's Xeons). Elsewhere bf16 is emulated and slower, so `auto` precision stays fp32."""
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if kind == "cpu":
-        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")   # private but stable since torch 2.1
-        return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in probes)
-    return False
-
-
-def use_bf16(precision: str, device: str | torch.device) -> bool:
-    """precision auto | bf16 | fp32 -> autocast on or off for this device."""
-    return precision == "bf16" or (precision == "auto" and native_bf16(device))
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RPGInputError(f"--device {name}: CUDA is not available on this machine")
-    return name
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from rpg import io
-from rpg.cli import add_threads_arg, parse_overrides, set_threads
+from rpg.cli import add_threads_arg, parse_overrides, resolve_device, set_threads, use_bf16
 from rpg.cli import run as run_cli
 from rpg.config import PRESETS, RPGConfig, preset_config
 from rpg.errors import RPGInputError
@@ -122,10 +122,8 @@ def make_optimizer(model: torch.nn.Module, cfg: RPGConfig) -> torch.optim.Optimi
     return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
 
 
-def _autocast(cfg: RPGConfig, device: str):
-    from rpg.generate import use_bf16
-    use = use_bf16(cfg.train.precision, device)
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
+def _autocast(enabled: bool, device: str):
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
 def _dist() -> tuple[int, int, int]:
@@ -212,6 +210,7 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
         io.write_json(run_dir / "config.json", cfg.to_dict())
         io.write_json(run_dir / "meta.json", meta)
     log_path = run_dir / "log.jsonl"
+    bf16 = use_bf16(tc.precision, device)                          # decided once, not per step
     end = tc.steps if max_steps is None else min(tc.steps, max_steps)
     bar = tqdm(total=tc.steps, initial=step, desc="training", unit="step", disable=True if quiet or rank else None)
     plain_log = not quiet and rank == 0 and bar.disable   # no terminal (e.g. a Snakemake log): print log lines
@@ -228,7 +227,7 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
             else:
                 x0 = tokens[idx]
             x0 = x0.to(device, non_blocking=True)                                      # (B, L, d)
-            with _autocast(cfg, device):
+            with _autocast(bf16, device):
                 loss = ddp_model(x0, mask, perms[idx].to(device), None if tasks is None else tasks[idx].to(device),
                                  generator=g)
             (loss / tc.grad_accum).backward()
@@ -249,9 +248,9 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
                       f"{(now - t_last) / tc.log_every:.3f} s/step", flush=True)
             t_last = now
         if rank == 0 and eval_fn is not None and tc.eval_every and step % tc.eval_every == 0:
-            from rpg.generate import sample_tokens, use_bf16
+            from rpg.generate import sample_tokens
             gen = sample_tokens(model, eval_num, generator=torch.Generator().manual_seed(step), device=device,
-                                autocast=use_bf16(tc.precision, device))
+                                autocast=bf16)
             metrics = eval_fn([tok.detokenize(x) for x in gen])
             model.train()
             with open(log_path, "a") as f:
@@ -307,7 +306,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train_cli(args: argparse.Namespace) -> None:
-    from rpg.generate import resolve_device
     set_threads(args.threads)
     overrides = parse_overrides(args.set)
     if args.eval_every is not None:

@@ -78,12 +78,12 @@ def test_override_takes_strings_and_python_values():
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    from rpg import generate
-    assert generate.use_bf16("bf16", "cpu") and not generate.use_bf16("fp32", "cpu")
-    monkeypatch.setattr(generate, "native_bf16", lambda device: False)
-    assert not generate.use_bf16("auto", "cpu")          # emulated bf16 is slower: stay in fp32
-    monkeypatch.setattr(generate, "native_bf16", lambda device: True)
-    assert generate.use_bf16("auto", "cpu")
+    from rpg import cli
+    assert cli.use_bf16("bf16", "cpu") and not cli.use_bf16("fp32", "cpu")
+    monkeypatch.setattr(cli, "native_bf16", lambda device: False)
+    assert not cli.use_bf16("auto", "cpu")          # emulated bf16 is slower: stay in fp32
+    monkeypatch.setattr(cli, "native_bf16", lambda device: True)
+    assert cli.use_bf16("auto", "cpu")
 
 
 # ---------------------------------------------------------------------------------------------- embeddings

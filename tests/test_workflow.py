@@ -223,7 +223,7 @@ def test_scales_never_mix(tmp_path):
 
 def test_documented_command_order(tmp_path):
     """The user's command works; the design-card order (target after --resources) crashes Snakemake 9,
-    because --resources takes several values and swallows the target (docs/workflow.md)."""
+    because --resources takes several values and swallows the target (README: the command line)."""
     work = workdir_with(tmp_path, REPO / "config" / "config.yaml")
     ok = snakemake(work, "results/table1.csv", "--cores", "1", "--resources", "gpu=1", "-n")
     assert job_counts(ok.stdout)["train"] == 7
@@ -341,7 +341,7 @@ def test_dvc_round_trip(smoke, tmp_path):
     dvc(work, "remote", "add", "-d", "-f", "storage", remote)        # the documented repoint command
     stages = [f"artifacts@{a}" for a in SMOKE_IDS]
     assert dvc(work, "stage", "list", "--name-only").stdout.split()[:2] == stages
-    dvc(work, "commit", "-f", "artifacts")            # the maintainer loop of docs/workflow.md
+    dvc(work, "commit", "-f", "artifacts")            # the maintainer loop in the README
     dvc(work, "push", "artifacts")
     # What a maintainer commits: the DVC files and the config. results/ stays git-ignored (DVC writes
     # no .gitignore of its own there), so metrics and tables are recomputed, never cloned.
@@ -353,7 +353,7 @@ def test_dvc_round_trip(smoke, tmp_path):
     clone = root / "clone"
     git(root, "clone", "-q", work, clone)
     assert not (clone / "results").exists()
-    dvc(clone, "pull", "artifacts")                  # the configured scale's stages (docs/workflow.md)
+    dvc(clone, "pull", "artifacts")                  # the configured scale's stages (README)
     for arch in SMOKE_IDS:
         for kind in ("zoos", "rpg", "generated"):
             original, restored = (base / "results" / "smoke" / kind / arch for base in (work, clone))
