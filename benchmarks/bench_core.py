@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from rpg import zoo_digits
-from rpg.config import preset_config
-from rpg.generate import sample_tokens
-from rpg.model import RPG
-from rpg.train import Zoo, make_optimizer, tokenize_zoo
+from rpg.generator.config import preset_config
+from rpg.generator.model import RPG
+from rpg.generator.sampling import sample_tokens
+from rpg.generator.training import Zoo, make_optimizer, tokenize_zoo
+from rpg.zoos import digits as zoo_digits
 
 OFFICIAL = {  # the official code on this kind of machine (2 idle cores), LSTM backbone, Tiny preset
     "digits_2k9": {"train_step_s": (0.44, 0.57), "ddpm1000_s_per_model": (16.0, 17.0),

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(REPO))
 
-from rpg.cli import run  # noqa: E402
+from rpg.cli.common import run  # noqa: E402
 from rpg.errors import RPGInputError  # noqa: E402
 from rpg.io import write_json  # noqa: E402
 
@@ -41,7 +41,7 @@ def _measure(cfg: dict) -> dict:
     """Runs in a child process: build one model, time fwd and fwd+bwd, report peak RSS."""
     import torch
 
-    from rpg.mamba2 import Mamba2
+    from rpg.generator.mamba2 import Mamba2
 
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(0)
@@ -107,7 +107,7 @@ def _int_list(text: str, option: str) -> list[int]:
 
 
 def main_fn(args: argparse.Namespace) -> None:
-    from rpg.mamba2 import DEFAULT_CPU_CHUNK_SIZE
+    from rpg.generator.mamba2 import DEFAULT_CPU_CHUNK_SIZE
 
     batches = _int_list(args.batch_sizes, "--batch-sizes")
     chunks = _int_list(args.chunk_sizes, "--chunk-sizes") if args.chunk_sizes else [DEFAULT_CPU_CHUNK_SIZE]

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import torch
 
-from rpg.config import preset_config
-from rpg.generate import sample_tokens
-from rpg.model import RPG
-from rpg.train import make_optimizer
+from rpg.generator.config import preset_config
+from rpg.generator.model import RPG
+from rpg.generator.sampling import sample_tokens
+from rpg.generator.training import make_optimizer
 
 # ViT-Base state_dict: 86,567,656 generated values in 152 tensors (reference §1.4). We rebuild the exact
 # layout from timm when it is importable, else from the tensor shapes of vit_base_patch16_224.
 
 
 def vit_base_layout(d: int):
-    from rpg.tokenizer import Layer, ParamTokenizer
+    from rpg.generator.tokenizer import Layer, ParamTokenizer
     try:
         import timm
         sd = timm.create_model("vit_base_patch16_224", pretrained=False).state_dict()
@@ -114,7 +114,7 @@ def train_step_check(preset: str, batch: int, device: str, smoke: bool) -> dict:
 
 
 def mamba_check(device: str) -> dict:
-    from rpg.mamba2 import Mamba2, kernel_available, mamba2_reference
+    from rpg.generator.mamba2 import Mamba2, kernel_available, mamba2_reference
     res = {"kernel_available": kernel_available()}
     torch.manual_seed(0)
     m = Mamba2(256, d_state=32, headdim=64, chunk_size=64).to(device)

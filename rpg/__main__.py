@@ -10,11 +10,11 @@ import importlib
 import sys
 
 COMMANDS = {
-    "train": ("rpg.train", "train an RPG generator on a folder of checkpoints"),
-    "generate": ("rpg.generate", "sample new weights from a trained generator"),
-    "collect": ("rpg.collect", "train a checkpoint zoo (the generator's training data)"),
-    "evaluate": ("rpg.evaluate", "measure original and generated checkpoints"),
-    "table": ("rpg.tables", "assemble a paper table (CSV + plot) from evaluation JSON"),
+    "train": ("rpg.cli.train", "train an RPG generator on a folder of checkpoints"),
+    "generate": ("rpg.cli.generate", "sample new weights from a trained generator"),
+    "collect": ("rpg.cli.collect", "train a checkpoint zoo (the generator's training data)"),
+    "evaluate": ("rpg.cli.evaluate", "measure original and generated checkpoints"),
+    "table": ("rpg.cli.table", "assemble a paper table (CSV + plot) from evaluation JSON"),
 }
 
 

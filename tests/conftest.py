@@ -20,7 +20,7 @@ def _threads(request):
 @pytest.fixture(scope="session")
 def digits_zoo(tmp_path_factory):
     """The 2.9k-parameter sklearn-digits CNN zoo (the benchmark fixture), 50 checkpoints."""
-    from rpg import zoo_digits
+    from rpg.zoos import digits as zoo_digits
     out = tmp_path_factory.mktemp("zoo") / "digits_2k9"
     zoo_digits.collect("digits_2k9", out, num=50)
     return out

@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from rpg import zoos
-from rpg.archs import (
+from rpg.errors import RPGInputError
+from rpg.io import save_state_dict
+from rpg.zoos import recipes as zoos
+from rpg.zoos.architectures import (
     build_model,
     check_spec,
     count_params,
@@ -15,8 +17,6 @@ from rpg.archs import (
     load_matching,
     load_weights_strict,
 )
-from rpg.errors import RPGInputError
-from rpg.io import save_state_dict
 
 TORCH_THREADS = 1  # small models: one thread avoids OpenMP oversubscription (see conftest.py)
 

@@ -10,14 +10,15 @@ import sys
 import pytest
 import torch
 
-from rpg import collect as collect_mod
-from rpg import zoos
-from rpg.archs import build_model, load_weights_strict
-from rpg.collect import collect, main
-from rpg.datasets import DataConfig
+from rpg.cli.collect import main
 from rpg.errors import RPGInputError
 from rpg.io import load_state_dict, read_json, save_state_dict
-from rpg.zoos import PhaseConfig, SaveConfig, ZooConfig, apply_overrides
+from rpg.zoos import collection as collect_mod
+from rpg.zoos import recipes as zoos
+from rpg.zoos.architectures import build_model, load_weights_strict
+from rpg.zoos.collection import collect
+from rpg.zoos.datasets import DataConfig
+from rpg.zoos.recipes import PhaseConfig, SaveConfig, ZooConfig, apply_overrides
 
 TINY_ARCH = {"name": "cnn_s", "kwargs": {"in_chans": 1, "num_classes": 10}}
 
@@ -397,7 +398,7 @@ def test_cli(tmp_path, capsys):
 
 
 def test_thread_default(monkeypatch):
-    from rpg import cli
+    from rpg.cli import common as cli
     monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(cli, "_busy_cores", lambda: 0.1)
     assert cli.idle_cores() == 2  # idle machine: every core
@@ -411,9 +412,9 @@ def test_thread_default(monkeypatch):
     assert busy is None or -0.01 <= busy <= (cli.os.cpu_count() or 1) + 0.01
     n = torch.get_num_threads()
     try:
-        assert collect_mod.set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert cli.set_threads(1) == 1 and torch.get_num_threads() == 1
         with pytest.raises(RPGInputError, match="--threads"):
-            collect_mod.set_threads(0)
+            cli.set_threads(0)
     finally:
         torch.set_num_threads(n)
 

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from rpg import io
-from rpg.config import PRESETS, RPGConfig, preset_config
-from rpg.embeddings import sinusoid_1d, sinusoid_2d
 from rpg.errors import RPGInputError
-from rpg.generate import load_run, sample_tokens
-from rpg.model import RPG
-from rpg.train import train
+from rpg.generator.config import PRESETS, RPGConfig, preset_config
+from rpg.generator.embeddings import sinusoid_1d, sinusoid_2d
+from rpg.generator.model import RPG
+from rpg.generator.sampling import load_run, sample_tokens
+from rpg.generator.training import train
 
 FAST = {"tokenizer.token_size": "64", "recurrent.d_model": "[64, 64]", "recurrent.d_state": "16",
         "recurrent.headdim": "32", "denoiser.channels": "[1, 8, 16, 8, 1]", "diffusion.sampler": "ddim",
@@ -78,7 +78,7 @@ def test_override_takes_strings_and_python_values():
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    from rpg import cli
+    from rpg.cli import common as cli
     assert cli.use_bf16("bf16", "cpu") and not cli.use_bf16("fp32", "cpu")
     monkeypatch.setattr(cli, "native_bf16", lambda device: False)
     assert not cli.use_bf16("auto", "cpu")          # emulated bf16 is slower: stay in fp32
@@ -131,7 +131,7 @@ def test_padding_never_enters_the_loss():
 
 
 def test_causal_transformer_is_causal():
-    from rpg.recurrent import RecurrentModel
+    from rpg.generator.recurrent import RecurrentModel
     cfg = fast_cfg(**{"recurrent.kind": "transformer", "recurrent.n_heads": "4", "recurrent.ff_dim": "32"}).recurrent
     m = RecurrentModel(cfg).eval()
     x = torch.randn(1, 6, 64)
@@ -143,7 +143,7 @@ def test_causal_transformer_is_causal():
 
 
 def test_task_conditions_reach_the_right_tokens():
-    from rpg.embeddings import RecurrentInput
+    from rpg.generator.embeddings import RecurrentInput
     cfg = fast_cfg(**{"condition.task": "gated", "condition.task_tokens": "2", "condition.task_hidden": "8"})
     ri = RecurrentInput(cfg.condition, torch.zeros(5, dtype=torch.long), torch.arange(5), 64, 1)
     a = ri(1, None, torch.zeros(1, 10))
@@ -277,7 +277,7 @@ def test_ddp_two_processes_on_cpu(small_zoo, tmp_path):
     """torchrun with 2 CPU ranks (gloo): both step the LR schedule, rank 0 writes the generator."""
     sets = [x for k, v in FAST.items() for x in ("--set", f"{k}={v}")]
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "rpg.train", "--checkpoints", str(small_zoo), "--out", str(tmp_path / "run"),
+                        "-m", "rpg.cli.train", "--checkpoints", str(small_zoo), "--out", str(tmp_path / "run"),
                         "--preset", "tiny", "--device", "cpu", "--quiet", *sets],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from rpg.datasets import DataConfig, DatasetSpec, fashion_mnist_available, load_dataset
 from rpg.errors import RPGInputError
+from rpg.zoos.datasets import DataConfig, DatasetSpec, fashion_mnist_available, load_dataset
 
 TORCH_THREADS = 1  # small models: one thread avoids OpenMP oversubscription (see conftest.py)
 

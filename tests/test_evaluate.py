@@ -10,21 +10,21 @@ import time
 import pytest
 import torch
 
-from rpg import zoos
-from rpg.archs import build_model
-from rpg.collect import collect
+from rpg.cli.evaluate import main
 from rpg.errors import RPGInputError
-from rpg.evaluate import (
+from rpg.evaluation.evaluate import (
     Evaluator,
     add_normalized_noise,
     evaluate_zoo,
     iou_matrix,
     layer_stats,
-    main,
     summarize,
 )
 from rpg.io import read_json, save_state_dict, write_json
-from rpg.zoos import PhaseConfig, SaveConfig, ZooConfig
+from rpg.zoos import recipes as zoos
+from rpg.zoos.architectures import build_model
+from rpg.zoos.collection import collect
+from rpg.zoos.recipes import PhaseConfig, SaveConfig, ZooConfig
 
 TORCH_THREADS = 1  # small models: one thread avoids OpenMP oversubscription (see conftest.py)
 
@@ -263,7 +263,7 @@ def test_missing_dataset_path(digits_zoo, tmp_path):
     m = read_json(zoo / "manifest.json")
     m["dataset"] = {"name": "fashion_mnist"}
     write_json(zoo / "manifest.json", m)
-    from rpg.datasets import DataConfig
+    from rpg.zoos.datasets import DataConfig
 
     with pytest.raises(RPGInputError, match="^fashion_mnist_root: .*dataset-fashion-mnist"):
         evaluate_zoo(zoo, data_cfg=DataConfig(fashion_mnist_root=str(tmp_path / "no_fm")), device="cpu")

@@ -3,10 +3,10 @@ and check that the generated networks are far above chance (10 classes: 10%)."""
 
 import torch
 
-from rpg import zoo_digits
-from rpg.config import preset_config
-from rpg.generate import load_run, sample_tokens
-from rpg.train import train
+from rpg.generator.config import preset_config
+from rpg.generator.sampling import load_run, sample_tokens
+from rpg.generator.training import train
+from rpg.zoos import digits as zoo_digits
 
 
 def test_generated_digits_models_far_above_chance(digits_zoo, tmp_path):

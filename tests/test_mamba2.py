@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rpg.errors import RPGInputError
-from rpg.mamba2 import (
+from rpg.generator.mamba2 import (
     DEFAULT_CPU_CHUNK_SIZE,
     Mamba2,
     kernel_available,

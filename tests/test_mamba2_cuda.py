@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from rpg.mamba2 import Mamba2, kernel_available, make_mamba2
+from rpg.generator.mamba2 import Mamba2, kernel_available, make_mamba2
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not kernel_available(), reason="needs CUDA and an importable mamba_ssm")]

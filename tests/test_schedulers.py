@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rpg.schedulers import DDIMScheduler, DDPMScheduler, make_scheduler
+from rpg.generator.schedulers import DDIMScheduler, DDPMScheduler, make_scheduler
 
 
 def dummy_model(x, t):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rpg import tables
+from rpg.cli.table import main as table_main
+from rpg.tables import builders as tables
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE1 = REPO / "resources" / "paper" / "table1.csv"
@@ -39,7 +40,7 @@ def test_table1_columns_values_and_paper_join(tmp_path):
     a = _write_eval(tmp_path / "resnet18.json", [90.0, 91.0, 92.0], [89.0, 90.5, 91.5, 90.0])
     b = _write_eval(tmp_path / "vit_tiny.json", [80.0, 82.0], [81.0, 79.0], params=5_717_416)
     out = tmp_path / "out" / "table1.csv"
-    rc = tables.main(["table1", "--metrics", str(a), str(b), "--labels", "ResNet-18", "ViT-Tiny",
+    rc = table_main(["table1", "--metrics", str(a), str(b), "--labels", "ResNet-18", "ViT-Tiny",
                       "--paper", str(PAPER_TABLE1), "--scale", "mini", "--out", str(out)])
     assert rc == 0
     rows = _read_csv(out)
@@ -69,7 +70,7 @@ def test_table1_unknown_label_leaves_paper_columns_empty_and_plot_path(tmp_path)
     a = _write_eval(tmp_path / "tiny_net.json", [50.0], [40.0, 60.0], params=2_864, dataset="digits",
                     substitute_for=None)
     out, plot = tmp_path / "t.csv", tmp_path / "figs" / "t.png"
-    assert tables.main(["table1", "--metrics", str(a), "--paper", str(PAPER_TABLE1), "--scale", "smoke",
+    assert table_main(["table1", "--metrics", str(a), "--paper", str(PAPER_TABLE1), "--scale", "smoke",
                         "--out", str(out), "--plot", str(plot)]) == 0
     (row,) = _read_csv(out)
     assert row["architecture"] == "tiny_net"          # default label = file stem
@@ -93,7 +94,7 @@ def test_bad_eval_json_is_one_error_line(tmp_path, capsys, mutate, message):
     mutate(d)
     path.write_text(json.dumps(d))
     out = tmp_path / "t.csv"
-    assert tables.main(["table1", "--metrics", str(path), "--out", str(out)]) == 2
+    assert table_main(["table1", "--metrics", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0] and str(path) in err[0]
     assert not out.exists()
@@ -102,9 +103,9 @@ def test_bad_eval_json_is_one_error_line(tmp_path, capsys, mutate, message):
 def test_label_count_and_duplicates_are_errors(tmp_path, capsys):
     a = _write_eval(tmp_path / "a.json", [90.0], [90.0])
     out = str(tmp_path / "t.csv")
-    assert tables.main(["table1", "--metrics", str(a), "--labels", "X", "Y", "--out", out]) == 2
+    assert table_main(["table1", "--metrics", str(a), "--labels", "X", "Y", "--out", out]) == 2
     assert "2 labels for 1 --metrics" in capsys.readouterr().err
-    assert tables.main(["table1", "--metrics", str(a), str(a), "--labels", "X", "X", "--out", out]) == 2
+    assert table_main(["table1", "--metrics", str(a), str(a), "--labels", "X", "X", "--out", out]) == 2
     assert "duplicate" in capsys.readouterr().err
 
 
@@ -113,7 +114,7 @@ def test_paper_csv_must_have_the_columns(tmp_path, capsys):
     bad = tmp_path / "paper.csv"
     bad.write_text("architecture,original\nResNet-18,70.0\n")
     out = str(tmp_path / "t.csv")
-    assert tables.main(["table1", "--metrics", str(a), "--paper", str(bad), "--out", out]) == 2
+    assert table_main(["table1", "--metrics", str(a), "--paper", str(bad), "--out", out]) == 2
     assert "missing column(s) params_m" in capsys.readouterr().err
 
 

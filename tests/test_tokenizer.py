@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from rpg.errors import RPGInputError
-from rpg.tokenizer import ParamTokenizer, _channel_chunks, check_compatible
+from rpg.generator.tokenizer import ParamTokenizer, _channel_chunks, check_compatible
 
 
 def _zoo(model: nn.Module, n: int = 2):
@@ -22,7 +22,7 @@ def _zoo(model: nn.Module, n: int = 2):
 
 def _models():
     timm = pytest.importorskip("timm")
-    from rpg.zoo_digits import DigitsCNN
+    from rpg.zoos.digits import DigitsCNN
 
     class CNNs(nn.Module):  # the paper's 2,864-parameter CNN(s) (baselines.md §1.1)
         def __init__(self):
@@ -71,7 +71,7 @@ def test_layouts_match_reference(models):
 
 
 def test_layer_tokens_never_cross_tensors_and_padding_is_masked():
-    from rpg.zoo_digits import DigitsCNN
+    from rpg.zoos.digits import DigitsCNN
     tok = ParamTokenizer.fit(_zoo(DigitsCNN()), 256)
     assert tok.num_tokens == 17
     sizes = [lay.numel for lay in tok.layers]
@@ -113,7 +113,7 @@ def test_channel_chunks_pack_whole_rows():
 
 
 def test_save_load_roundtrip(tmp_path):
-    from rpg.zoo_digits import DigitsCNN
+    from rpg.zoos.digits import DigitsCNN
     zoo = _zoo(DigitsCNN())
     tok = ParamTokenizer.fit(zoo, 256, "channel")
     tok.save(tmp_path / "t.safetensors")

@@ -6,7 +6,7 @@ optimizer step), until `num_checkpoints` exist. Each checkpoint is a plain float
 (`ckpt_0000.safetensors`, ...); `manifest.json` records the architecture, the dataset spec and, per
 checkpoint, its permutation index, seed, iteration, test accuracy and task vector.
 
-Kinds (see rpg.zoos): `single` -> OUT/; `seeds` -> OUT/ with `seedSSS_ckptKKKK` files whose
+Kinds (see rpg.zoos.recipes): `single` -> OUT/; `seeds` -> OUT/ with `seedSSS_ckptKKKK` files whose
 permutation is the seed id; `tasks` -> OUT/seen/ (the generator's training data) and OUT/unseen/ (the
 held-out tasks, for evaluation), files `taskNNNN_ckptKK`.
 
@@ -18,8 +18,6 @@ there and skips every checkpoint already in the manifest. The state file is remo
 
 from __future__ import annotations
 
-import argparse
-import inspect
 import math
 import subprocess
 import sys
@@ -33,13 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from rpg import archs, zoos
-from rpg.cli import add_threads_arg, parse_overrides, resolve_device, run, set_threads
-from rpg.datasets import DATA_KEYS, DataConfig, LoadedDataset, load_dataset
+from rpg.cli.common import resolve_device
 from rpg.errors import RPGInputError
-from rpg.evaluate import predict
+from rpg.evaluation.evaluate import predict
 from rpg.io import atomic_path, read_json, save_state_dict, write_json
-from rpg.zoos import PhaseConfig, SaveConfig, ZooConfig
+from rpg.zoos import architectures as archs
+from rpg.zoos import recipes as zoos
+from rpg.zoos.datasets import DataConfig, LoadedDataset, load_dataset
+from rpg.zoos.recipes import PhaseConfig, SaveConfig, ZooConfig
 
 MANIFEST_FORMAT = "rpg-zoo/1"
 STATE_DIR = ".collect_state"
@@ -517,150 +516,3 @@ def collect(
         f"(of which test passes {t['eval']:.1f} s)"
     )
     return folders
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------
-
-
-def _fill_io_kwargs(arch: dict, in_chans: int, num_classes: int) -> dict:
-    """Ad-hoc --arch: add in_chans / num_classes from the dataset when the factory accepts them."""
-    name, kw = arch["name"], dict(arch.get("kwargs") or {})
-    if name.startswith("timm:"):
-        accepts = {"in_chans", "num_classes"}
-    else:
-        try:
-            fn = archs._resolve_factory(name)
-            sig = inspect.signature(fn)
-            var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-            accepts = {k for k in ("in_chans", "num_classes") if k in sig.parameters or var_kw}
-        except (TypeError, ValueError):
-            accepts = set()
-    if "in_chans" in accepts:
-        kw.setdefault("in_chans", in_chans)
-    if "num_classes" in accepts:
-        kw.setdefault("num_classes", num_classes)
-    return {"name": name, "kwargs": kw}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rpg collect",
-        description="Train or fine-tune a network and save a checkpoint zoo "
-        "(N checkpoints at fixed iteration "
-        "spacing during a final constant-LR pass) with manifest.json. Reruns resume.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-        "  rpg collect --zoo mini/resnet18 --out runs/zoos/mini/resnet18\n"
-        "  rpg collect --zoo paper/cifar10_cnn_s --out zoos/cnn_s --set cifar_root=/data/cifar "
-        "--device cuda\n"
-        "  rpg collect --arch timm:resnet18 --arch-kwargs '{\"layers\": [1,1,1,1]}' --dataset digits "
-        "--out /tmp/zoo --set num_checkpoints=10\n\n"
-        "--set keys: any ZooConfig field by dotted path (num_checkpoints, batch_size, save.lr, save.every,\n"
-        "phases.0.epochs, dataset.train_limit, architecture.kwargs.embed_dim, num_seeds, num_seen_tasks,\n"
-        "pretrained, ...) and the data settings " + ", ".join(DATA_KEYS) + "\n"
-        "(also from the environment as RPG_<KEY>, e.g. RPG_CIFAR_ROOT).",
-    )
-    p.add_argument("--zoo", help="registry entry (see --list), e.g. mini/resnet18 or paper/imagenet_resnet18")
-    p.add_argument("--out", help="zoo folder to write (default: runs/zoos/<zoo name>)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        metavar="KEY=VALUE",
-        default=[],
-        help="override a config field or data setting (repeatable); values are JSON or plain strings",
-    )
-    p.add_argument(
-        "--arch",
-        help="ad-hoc architecture: registry name, timm:<model> or module:function "
-        "(replaces the zoo's architecture)",
-    )
-    p.add_argument(
-        "--arch-kwargs", default=None, metavar="JSON", help="keyword arguments for --arch (JSON object)"
-    )
-    p.add_argument(
-        "--dataset",
-        help="ad-hoc dataset name (replaces the zoo's dataset): "
-        "fashion_mnist, digits, mnist5k, cifar10, cifar100, imagenet",
-    )
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    add_threads_arg(p)
-    p.add_argument("--list", action="store_true", help="list the registry entries and exit")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p
-
-
-def resolve_config(args: argparse.Namespace) -> tuple[ZooConfig, DataConfig]:
-    import json
-
-    overrides = parse_overrides(args.overrides)
-    data_over = {k: v for k, v in overrides.items() if k in DATA_KEYS}
-    zoo_over = {k: v for k, v in overrides.items() if k not in DATA_KEYS}
-    if args.zoo:
-        cfg = zoos.get_zoo(args.zoo)
-    elif args.arch or args.dataset:
-        cfg = ZooConfig(
-            name="adhoc",
-            description="ad-hoc zoo from --arch/--dataset",
-            phases=[PhaseConfig(epochs=2, lr=3e-3, lr_end=1e-4, weight_decay=1e-4)],
-            save=SaveConfig(lr=1e-4, weight_decay=1e-4, every=2),
-        )
-    else:
-        raise RPGInputError("--zoo: give a registry entry (see --list) or --arch/--dataset for an ad-hoc zoo")
-    d = cfg.to_dict()
-    if args.dataset:
-        d["dataset"] = {"name": args.dataset}
-    if args.arch or args.arch_kwargs:
-        try:
-            kwargs = json.loads(args.arch_kwargs) if args.arch_kwargs else {}
-        except json.JSONDecodeError as e:
-            raise RPGInputError(f"--arch-kwargs: not valid JSON ({e})") from None
-        if not isinstance(kwargs, dict):
-            raise RPGInputError("--arch-kwargs: expected a JSON object")
-        arch = {"name": args.arch or d["architecture"]["name"], "kwargs": kwargs}
-        from rpg.datasets import DatasetSpec
-
-        info = DatasetSpec.from_dict(d["dataset"]).info
-        n_cls = 2 if d["kind"] == "tasks" else info.num_classes
-        d["architecture"] = _fill_io_kwargs(archs.check_spec(arch), info.in_chans, n_cls)
-        if not args.zoo:
-            d["name"] = f"adhoc/{d['architecture']['name']}"
-    cfg = zoos.apply_overrides(ZooConfig.from_dict(d), zoo_over)
-    return cfg, DataConfig.from_sources(data_over)
-
-
-def _main(args: argparse.Namespace) -> None:
-    import json
-
-    if args.list:
-        for name, c in zoos.ZOOS.items():
-            print(f"{name:32s} {c.description}")
-        return
-    cfg, data_cfg = resolve_config(args)
-    if args.print_config:
-        print(json.dumps(cfg.to_dict(), indent=2))
-        return
-    set_threads(args.threads)
-    out = Path(args.out) if args.out else Path("runs/zoos") / cfg.name
-    t0 = time.time()
-    folders = collect(cfg, out, data_cfg, args.device, progress=False if args.no_progress else None)
-    for f in folders:
-        m = read_json(f / "manifest.json")
-        accs = [c["accuracy"] for c in m["checkpoints"] if c["accuracy"] is not None]
-        msg = f"{f}: {len(m['checkpoints'])} checkpoints, {m['params']} params"
-        if accs:
-            mean = sum(accs) / len(accs)
-            msg += f", test accuracy {100 * mean:.2f}% (min {100 * min(accs):.2f}, max {100 * max(accs):.2f})"
-        print(msg)
-    print(f"done in {time.time() - t0:.1f} s")
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(_main, build_parser(), argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

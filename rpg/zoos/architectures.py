@@ -15,7 +15,7 @@ A spec name is one of:
 - `<python.module>:<function>`: a user factory, called as `function(**kwargs)`, returning an nn.Module.
 
 The paper's ResNet-50 is timm `resnet50_gn` (GroupNorm), exactly as the official code does; see
-`rpg.zoos` for the entries that use it.
+`rpg.zoos.recipes` for the entries that use it.
 """
 
 from __future__ import annotations

@@ -9,12 +9,11 @@ without warm-up, stepped on every rank; bf16 autocast on CUDA. Every `train.save
 continues from there. The finished generator is RUN_DIR/generator.safetensors (+ config.json,
 tokenizer.safetensors, meta.json), written last.
 
-Multi-GPU: `torchrun --nproc_per_node N -m rpg.train ...` (DDP; each rank draws its own batches).
+Multi-GPU: `torchrun --nproc_per_node N -m rpg.generator.training ...` (DDP; each rank draws its own batches).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -28,12 +27,11 @@ import torch
 from tqdm import tqdm
 
 from rpg import io
-from rpg.cli import add_threads_arg, parse_overrides, resolve_device, set_threads, use_bf16
-from rpg.cli import run as run_cli
-from rpg.config import PRESETS, RPGConfig, preset_config
+from rpg.cli.common import use_bf16
 from rpg.errors import RPGInputError
-from rpg.model import RPG
-from rpg.tokenizer import ParamTokenizer
+from rpg.generator.config import RPGConfig
+from rpg.generator.model import RPG
+from rpg.generator.tokenizer import ParamTokenizer
 
 _IN_MEMORY_BYTES = 2 << 30  # token arrays up to 2 GiB are read into RAM, larger ones stay memory-mapped
 
@@ -248,7 +246,7 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
                       f"{(now - t_last) / tc.log_every:.3f} s/step", flush=True)
             t_last = now
         if rank == 0 and eval_fn is not None and tc.eval_every and step % tc.eval_every == 0:
-            from rpg.generate import sample_tokens
+            from rpg.generator.sampling import sample_tokens
             gen = sample_tokens(model, eval_num, generator=torch.Generator().manual_seed(step), device=device,
                                 autocast=bf16)
             metrics = eval_fn([tok.detokenize(x) for x in gen])
@@ -271,74 +269,3 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
 
 def _tmp(p: Path) -> Path:
     return p.with_name(f".{p.name}.tmp")
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def build_config(preset: str, config_file: str | None, overrides: dict[str, str]) -> RPGConfig:
-    if config_file:
-        d = io.read_json(config_file)
-        cfg = RPGConfig.from_dict(d, where=config_file)
-        return cfg.override(overrides) if overrides else cfg
-    return preset_config(preset, overrides)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="rpg train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoints", required=True,
-                   help="folder of state_dicts (*.safetensors, or *.pt/*.pth loaded with weights_only=True), "
-                        "used in sorted name order; an optional manifest.json gives permutation ids and tasks")
-    p.add_argument("--out", required=True, help="run folder; rerunning the same command resumes from it")
-    p.add_argument("--preset", default="mini", choices=sorted(PRESETS),
-                   help="size preset (paper Tab. 12: tiny/small/base/large; mini: CPU preset). Default mini")
-    p.add_argument("--config", help="a full config JSON (e.g. a run's config.json) instead of a preset")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", default=[],
-                   help="override a config value, e.g. --set train.steps=2000 --set recurrent.kind=lstm")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda[:N]")
-    p.add_argument("--eval-every", type=int, default=None,
-                   help="every N steps generate 2 models and test them (needs an evaluable zoo manifest)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--restart-on-change", action="store_true",
-                   help="if --out holds a run saved with another config, start over instead of failing "
-                        "(the workflow passes it: Snakemake reruns training when its settings change)")
-    add_threads_arg(p)
-    return run_cli(_train_cli, p, argv)
-
-
-def _train_cli(args: argparse.Namespace) -> None:
-    set_threads(args.threads)
-    overrides = parse_overrides(args.set)
-    if args.eval_every is not None:
-        overrides["train.eval_every"] = str(args.eval_every)
-    cfg = build_config(args.preset, args.config, overrides)
-    device = resolve_device(args.device)
-    eval_fn = None
-    if cfg.train.eval_every:
-        eval_fn = make_eval_fn(Zoo(args.checkpoints).manifest, device)
-    out = train(cfg, args.checkpoints, args.out, device=device, eval_fn=eval_fn, quiet=args.quiet,
-                restart_on_change=args.restart_on_change)
-    print(f"wrote {out}")
-
-
-def make_eval_fn(manifest: dict, device: str) -> Callable[[list[dict]], dict]:
-    """Accuracy of generated state_dicts on the zoo's own test set, from the zoo manifest."""
-    arch = (manifest.get("architecture") or {}).get("name", "")
-    if arch == "rpg.zoo_digits:DigitsCNN":
-        from rpg import zoo_digits
-        kw = manifest["architecture"]["kwargs"]
-        name = next(n for n, c in zoo_digits.ZOOS.items() if c == (kw["c1"], kw["c2"], kw["hidden"]))
-        return zoo_digits.make_eval_fn(name)
-    if "architecture" not in manifest or "dataset" not in manifest:
-        raise RPGInputError("--eval-every: the zoo's manifest.json names no architecture/dataset to test on")
-    from rpg.evaluate import Evaluator
-    evaluator = Evaluator(manifest, device=device)
-
-    def evaluate(state_dicts: list[dict]) -> dict:
-        accs = [100.0 * (1.0 - float(evaluator.wrong(sd, "generated").float().mean())) for sd in state_dicts]
-        return {"acc_mean": round(sum(accs) / len(accs), 2), "acc_min": round(min(accs), 2),
-                "acc_max": round(max(accs), 2)}
-    return evaluate
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rpg.config import DenoiserConfig
+from rpg.generator.config import DenoiserConfig
 
 
 def timestep_sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:

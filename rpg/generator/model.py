@@ -1,11 +1,11 @@
 """RPG: recurrent prototypes + a token-wise conditional diffusion model (paper §2.3, Eq. 4–5).
 
-    e      = PE + bias + S[perm] (+ task)                 (B, L, d_model)    rpg.embeddings
-    P      = f(e)                                          (B, L, d_cond)     rpg.recurrent
-    L_diff = E || eps - eps_theta(K_t, t, P) ||^2 on a random subset of tokens    rpg.denoiser
+    e      = PE + bias + S[perm] (+ task)                 (B, L, d_model)    rpg.generator.embeddings
+    P      = f(e)                                          (B, L, d_cond)     rpg.generator.recurrent
+    L_diff = E || eps - eps_theta(K_t, t, P) ||^2 on a random subset of tokens    rpg.generator.denoiser
 
-The noise schedule lives in rpg.schedulers and the sampling loop in rpg.generate; this module only holds the
-networks and computes the training loss.
+The noise schedule lives in rpg.generator.schedulers and the sampling loop in rpg.generator.sampling;
+this module only holds the networks and computes the training loss.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rpg.config import RPGConfig
-from rpg.denoiser import ConditionalUNet1D
-from rpg.embeddings import RecurrentInput
-from rpg.recurrent import RecurrentModel
-from rpg.schedulers import DDPMScheduler
+from rpg.generator.config import RPGConfig
+from rpg.generator.denoiser import ConditionalUNet1D
+from rpg.generator.embeddings import RecurrentInput
+from rpg.generator.recurrent import RecurrentModel
+from rpg.generator.schedulers import DDPMScheduler
 
 
 class RPG(nn.Module):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rpg.config import RecurrentConfig
+from rpg.generator.config import RecurrentConfig
 
 
 class CausalBlock(nn.Module):
@@ -55,7 +55,7 @@ class RecurrentModel(nn.Module):
         widths = cfg.d_model
         self.d_in, self.d_out = widths[0], widths[-1]
         if cfg.kind == "mamba":
-            from rpg.mamba2 import kernel_available, make_mamba2
+            from rpg.generator.mamba2 import kernel_available, make_mamba2
             use_kernel = cfg.use_kernel == "auto" and kernel_available()
             # chunk_size tunes the pure-PyTorch scan; the CUDA kernel keeps its own default (256)
             extra = {} if use_kernel else {"chunk_size": cfg.chunk_size}

@@ -34,9 +34,9 @@ from typing import Any
 
 import torch
 
-from rpg.archs import check_spec
-from rpg.datasets import DatasetSpec
 from rpg.errors import RPGInputError
+from rpg.zoos.architectures import check_spec
+from rpg.zoos.datasets import DatasetSpec
 
 # --------------------------------------------------------------------------------------------------
 # binary tasks (paper §4.1, reference §7.5)

@@ -91,7 +91,7 @@ def collect(name: str, out: str | Path, num: int = 50, seed: int = 0) -> list[fl
         accs.append(acc)
     io.write_json(out / "manifest.json", {
         "format": "rpg-zoo/1",
-        "architecture": {"name": "rpg.zoo_digits:DigitsCNN", "kwargs": {"c1": c1, "c2": c2, "hidden": hidden}},
+        "architecture": {"name": "rpg.zoos.digits:DigitsCNN", "kwargs": {"c1": c1, "c2": c2, "hidden": hidden}},
         "dataset": {"name": "digits", "split": "stratified-70/30-random_state-0"},
         "substitute_for": None,
         "code_version": "unknown",

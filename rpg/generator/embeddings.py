@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from rpg.config import ConditionConfig
+from rpg.generator.config import ConditionConfig
 
 
 def sinusoid_2d(layer_ids: torch.Tensor, token_ids: torch.Tensor, dim: int) -> torch.Tensor:

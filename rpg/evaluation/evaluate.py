@@ -19,11 +19,8 @@ Output: the "rpg-eval/1" JSON of the repo's contracts.
 
 from __future__ import annotations
 
-import argparse
-import math
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +29,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rpg.cli import add_threads_arg, set_threads
 from rpg.errors import RPGInputError
 
 EVAL_FORMAT = "rpg-eval/1"
@@ -171,14 +167,14 @@ class ModelRef:
 
     @property
     def group(self) -> str | None:
-        from rpg.zoos import task_string
+        from rpg.zoos.recipes import task_string
 
         return task_string(self.task) if self.task is not None else None
 
 
 def read_zoo(zoo_dir: Path) -> tuple[dict, list[ModelRef]]:
     from rpg.io import read_json
-    from rpg.zoos import task_id
+    from rpg.zoos.recipes import task_id
 
     manifest_path = zoo_dir / "manifest.json"
     if not zoo_dir.is_dir():
@@ -199,7 +195,7 @@ def read_zoo(zoo_dir: Path) -> tuple[dict, list[ModelRef]]:
 
 def read_generated(gen: Path, zoo_manifest: dict) -> list[ModelRef]:
     from rpg.io import list_weight_files, read_json
-    from rpg.zoos import task_id
+    from rpg.zoos.recipes import task_id
 
     if gen.is_file():
         return [ModelRef(gen)]
@@ -234,8 +230,8 @@ class Evaluator:
         device: str | torch.device = "cpu",
         batch_size: int | None = None,
     ):
-        from rpg.archs import build_model
-        from rpg.datasets import DatasetSpec, load_dataset
+        from rpg.zoos.architectures import build_model
+        from rpg.zoos.datasets import DatasetSpec, load_dataset
 
         self.device = torch.device(device)
         self.arch = zoo_manifest["architecture"]
@@ -250,8 +246,8 @@ class Evaluator:
 
     def wrong(self, sd: dict[str, torch.Tensor], source: str, task: list[int] | None = None) -> torch.Tensor:
         """(N,) bool: which test samples the weights `sd` misclassify."""
-        from rpg.archs import load_weights_strict
-        from rpg.zoos import task_label_map
+        from rpg.zoos.architectures import load_weights_strict
+        from rpg.zoos.recipes import task_label_map
 
         load_weights_strict(self.model, sd, source)
         label_map = task_label_map(task) if task is not None else None
@@ -389,8 +385,8 @@ def evaluate_zoo(
     progress: bool | None = None,
 ) -> dict:
     """Evaluate a zoo (and optionally a folder of generated weights); returns the rpg-eval/1 dict."""
-    from rpg.archs import count_params
-    from rpg.cli import resolve_device
+    from rpg.cli.common import resolve_device
+    from rpg.zoos.architectures import count_params
 
     zoo_dir = Path(zoo_dir)
     manifest, originals = read_zoo(zoo_dir)
@@ -439,118 +435,3 @@ def evaluate_zoo(
             ev, originals, wrong_o, gen_refs, wrong_g, tuple(noise_levels), noise_repeats, progress
         )
     return result
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from rpg.datasets import DATA_KEYS
-
-    p = argparse.ArgumentParser(
-        prog="rpg evaluate",
-        description="Test accuracy of a zoo's original checkpoints and (optionally) generated weights, "
-        "with the "
-        "paper's summary (best/mean/min/median/std) and optional similarity analysis (App. B.4). "
-        "Architecture and dataset come from ZOO_DIR/manifest.json.",
-    )
-    p.add_argument("--zoo", required=True, metavar="ZOO_DIR", help="zoo folder written by `rpg collect`")
-    p.add_argument(
-        "--generated",
-        metavar="GEN_DIR",
-        help="folder of generated weights (with manifest.json from "
-        "`rpg generate`, or just weight files), or one weight file",
-    )
-    p.add_argument("--out", required=True, metavar="JSON", help="where to write the rpg-eval/1 metrics JSON")
-    p.add_argument(
-        "--similarity",
-        action="store_true",
-        help="add the IoU similarity analysis and the noise-added-originals baseline",
-    )
-    p.add_argument(
-        "--noise-levels",
-        default=",".join(str(x) for x in PAPER_NOISE_LEVELS),
-        help="comma-separated noise levels of the baseline (default: %(default)s); empty = none",
-    )
-    p.add_argument(
-        "--noise-repeats",
-        type=int,
-        default=5,
-        help="noised copies per level, drawn from evenly spaced originals (default: 5)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="evaluation batch size (default: the zoo's eval_batch_size, else 1000)",
-    )
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    add_threads_arg(p)
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        metavar="KEY=VALUE",
-        default=[],
-        help="data settings (" + ", ".join(DATA_KEYS) + "); also from RPG_<KEY> environment variables",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p
-
-
-def _main(args: argparse.Namespace) -> None:
-    from rpg.cli import parse_overrides
-    from rpg.datasets import DATA_KEYS, DataConfig
-    from rpg.io import write_json
-
-    overrides = parse_overrides(args.overrides)
-    bad = [k for k in overrides if k not in DATA_KEYS]
-    if bad:
-        raise RPGInputError(f"--set {bad[0]}: not a data setting (known: {', '.join(DATA_KEYS)})")
-    try:
-        levels = tuple(float(x) for x in args.noise_levels.split(",") if x.strip())
-    except ValueError:
-        raise RPGInputError(
-            f"--noise-levels {args.noise_levels!r}: expected comma-separated numbers"
-        ) from None
-    if any(not math.isfinite(x) or x < 0 for x in levels):
-        raise RPGInputError("--noise-levels: levels must be finite and >= 0")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise RPGInputError("--batch-size: must be >= 1")
-    set_threads(args.threads)
-    t0 = time.time()
-    res = evaluate_zoo(
-        args.zoo,
-        args.generated,
-        with_similarity=args.similarity,
-        data_cfg=DataConfig.from_sources(overrides),
-        device=args.device,
-        batch_size=args.batch_size,
-        noise_levels=levels,
-        noise_repeats=args.noise_repeats,
-        progress=False if args.no_progress else None,
-    )
-    write_json(args.out, res)
-    o, g = res["original"], res["generated"]
-    print(
-        f"original  n={o['n']}: best {o['best']:.2f} mean {o['mean']:.2f} min {o['min']:.2f} "
-        f"median {o['median']:.2f} std {o['std']:.2f}"
-    )
-    if g:
-        print(
-            f"generated n={g['n']}: best {g['best']:.2f} mean {g['mean']:.2f} min {g['min']:.2f} "
-            f"median {g['median']:.2f} std {g['std']:.2f}"
-        )
-    print(f"wrote {args.out} in {time.time() - t0:.1f} s")
-
-
-def main(argv: list[str] | None = None) -> int:
-    from rpg.cli import run
-
-    return run(_main, build_parser(), argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
