@@ -1,0 +1,345 @@
+"""The project's on-disk formats: one reader and one writer each.
+
+| format | what | writer | reader |
+|---|---|---|---|
+| `rpg-zoo/1` | ZOO/manifest.json of a checkpoint zoo | `rpg.zoos.collection.ZooManifest` | `read_zoo` |
+| `rpg-run/1` | RUN/run.json of a fitted method | `write_run` | `read_run` |
+| `rpg-generated/1` | GEN/manifest.json of generated models | `write_generated` | `read_generated` |
+| `rpg-eval/1` | metrics JSON of `rpg evaluate` | `write_eval` | `read_eval` |
+
+A manifest is always written last, so a folder with a manifest is complete. A generated set is written into a
+temporary sibling folder and swapped in whole: a rerun with fewer models never leaves stale files beside a new
+manifest, and an `--out` that holds another format (a zoo, a run) is refused instead of overwritten.
+Every reader error names the file and the key (RPGInputError: one line, exit status 2 in the CLI).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rpg import io
+from rpg.errors import RPGInputError
+
+ZOO_FORMAT = "rpg-zoo/1"
+RUN_FORMAT = "rpg-run/1"
+GENERATED_FORMAT = "rpg-generated/1"
+EVAL_FORMAT = "rpg-eval/1"
+MANIFEST = "manifest.json"
+NUM_TASK_BITS = 10          # binary relabellings of 10 classes (paper §4.1)
+STAT_KEYS = ("best", "mean", "min", "median", "std")
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+def check_task(bits: Any, where: str) -> list[int]:
+    """A task condition as stored on disk: a list of 10 ints, each 0 or 1, not all equal."""
+    if (not isinstance(bits, (list, tuple)) or len(bits) != NUM_TASK_BITS
+            or any(isinstance(b, bool) or b not in (0, 1) for b in bits)):
+        raise RPGInputError(f"{where}: expected a task as a list of {NUM_TASK_BITS} integers 0/1, got {bits!r}")
+    if len(set(bits)) == 1:
+        raise RPGInputError(f"{where}: task {list(bits)} labels every class the same (not a binary task)")
+    return [int(b) for b in bits]
+
+
+def task_string(bits: list[int]) -> str:
+    return "".join(str(int(b)) for b in bits)
+
+
+# ------------------------------------------------------------------------------------------------ model refs
+@dataclass
+class ModelRef:
+    """One weight file of a zoo or a generated set, with its condition."""
+
+    path: Path
+    task: list[int] | None = None
+    permutation: int | None = None
+    condition: str | None = None     # the generated subfolder / condition label, if any
+
+    @property
+    def group(self) -> str | None:
+        """Models are compared (similarity) only within one group: the same task."""
+        return task_string(self.task) if self.task is not None else None
+
+
+def _permutation(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RPGInputError(f"{where}: permutation must be an integer >= 0, got {value!r}")
+    return value
+
+
+def manifest_format(folder: str | os.PathLike) -> str | None:
+    """The `format` of FOLDER/manifest.json (None when there is no manifest)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    d = io.read_json(path)
+    return d.get("format") if isinstance(d, dict) else None
+
+
+# ------------------------------------------------------------------------------------------------ zoo
+@dataclass
+class Zoo:
+    """A checkpoint zoo read from its folder: the weight files in manifest order, and the manifest."""
+
+    folder: Path
+    manifest: dict
+    refs: list[ModelRef]
+
+    @property
+    def architecture(self) -> dict | None:
+        return self.manifest.get("architecture")
+
+    @property
+    def dataset(self) -> dict | None:
+        return self.manifest.get("dataset")
+
+    @property
+    def domain(self) -> str:
+        return self.manifest.get("domain") or "classification"
+
+    @property
+    def substitute_for(self) -> str | None:
+        return self.manifest.get("substitute_for")
+
+    @property
+    def files(self) -> list[Path]:
+        return [r.path for r in self.refs]
+
+
+def read_zoo(folder: str | os.PathLike, *, evaluable: bool = False) -> Zoo:
+    """Read a zoo folder. With a manifest (rpg-zoo/1) its checkpoint list is authoritative; a plain folder of
+    weight files (a user's own checkpoints) is read in sorted name order, permutation = position.
+    `evaluable=True` also requires the architecture and dataset that evaluation needs."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RPGInputError(f"{folder}: zoo folder not found")
+    path = folder / MANIFEST
+    if not path.is_file():
+        if evaluable:
+            raise RPGInputError(f"{path}: file not found (evaluation needs a zoo written by `rpg collect`)")
+        files = io.list_weight_files(folder)
+        return Zoo(folder, {}, [ModelRef(f, None, i) for i, f in enumerate(files)])
+    m = io.read_json(path)
+    if not isinstance(m, dict) or m.get("format") != ZOO_FORMAT:
+        got = m.get("format") if isinstance(m, dict) else type(m).__name__
+        raise RPGInputError(f"{path}: format {got!r} is not a zoo manifest ({ZOO_FORMAT!r})")
+    keys = ("architecture", "dataset", "checkpoints") if evaluable else ("checkpoints",)
+    for key in keys:
+        if key not in m:
+            raise RPGInputError(f"{path}: missing key {key!r}")
+    cks = m["checkpoints"]
+    if not isinstance(cks, list) or not cks:
+        raise RPGInputError(f"{path}: 'checkpoints' must be a non-empty list")
+    refs = []
+    for i, c in enumerate(cks):
+        where = f"{path}: checkpoints[{i}]"
+        if not isinstance(c, dict) or not isinstance(c.get("file"), str):
+            raise RPGInputError(f"{where}: needs a 'file'")
+        f = folder / c["file"]
+        if not f.is_file():
+            raise RPGInputError(f"{where}.file: {f} not found")
+        task = check_task(c["task"], f"{where}.task") if c.get("task") is not None else None
+        perm = _permutation(c.get("permutation", i), f"{where}.permutation")
+        refs.append(ModelRef(f, task, perm))
+    return Zoo(folder, m, refs)
+
+
+# ------------------------------------------------------------------------------------------------ run
+def write_run(run_dir: str | os.PathLike, method: str, zoo: str | os.PathLike, zoo_fingerprint: str,
+              **extra: Any) -> None:
+    io.write_json(Path(run_dir) / "run.json", {"format": RUN_FORMAT, "method": method, "zoo": str(zoo),
+                                               "zoo_fingerprint": zoo_fingerprint, **extra})
+
+
+def read_run(run_dir: str | os.PathLike) -> dict:
+    """RUN/run.json -> {method, zoo, zoo_fingerprint, ...}. Run folders written before run.json existed are
+    RPG runs (they hold config.json + generator.safetensors)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "run.json"
+    if not path.is_file():
+        if (run_dir / "config.json").is_file():
+            return {"format": RUN_FORMAT, "method": "rpg"}
+        raise RPGInputError(f"{path}: file not found (is {run_dir} a run folder written by `rpg train`?)")
+    d = io.read_json(path)
+    if not isinstance(d, dict) or d.get("format") != RUN_FORMAT:
+        got = d.get("format") if isinstance(d, dict) else type(d).__name__
+        raise RPGInputError(f"{path}: format {got!r} is not a run record ({RUN_FORMAT!r})")
+    if not isinstance(d.get("method"), str):
+        raise RPGInputError(f"{path}: missing key 'method'")
+    return d
+
+
+# ------------------------------------------------------------------------------------------------ generated
+@dataclass
+class GeneratedModel:
+    """One generated state_dict and its condition, as handed to `write_generated`."""
+
+    state_dict: dict[str, torch.Tensor]
+    permutation: int | None = None
+    task: list[int] | None = None
+    condition: str | None = None       # subfolder name when a set holds several conditions
+
+
+@dataclass
+class GeneratedSet:
+    folder: Path
+    manifest: dict
+    refs: list[ModelRef] = field(default_factory=list)
+
+
+def _check_out_folder(out: Path) -> None:
+    """An existing --out may be replaced only if it is a generated set (or empty)."""
+    if out.exists() and not out.is_dir():
+        raise RPGInputError(f"{out}: --out exists and is a file, not a folder")
+    if out.is_dir():
+        fmt = manifest_format(out)
+        if fmt is not None and fmt != GENERATED_FORMAT:
+            raise RPGInputError(f"{out / MANIFEST}: --out holds a {fmt!r} folder; refusing to replace it with "
+                                "generated models (choose another --out)")
+        if fmt is None and any(out.iterdir()):
+            if (out / "run.json").is_file() or io_has_weights(out):
+                raise RPGInputError(f"{out}: --out holds other files (weights or a run) and no generated-set "
+                                    "manifest; refusing to replace it (choose an empty or new folder)")
+
+
+def io_has_weights(folder: Path) -> bool:
+    return any(p.suffix in io.WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file())
+
+
+def check_writable(out: str | os.PathLike) -> None:
+    """Fail before any expensive work if `write_generated(out, ...)` could not write there."""
+    out = Path(out)
+    _check_out_folder(out)
+    parent = out.parent if out.parent != Path("") else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RPGInputError(f"{out}: cannot write here ({probe} is not writable)")
+
+
+def write_generated(out: str | os.PathLike, models: list[GeneratedModel], info: dict[str, Any]) -> list[Path]:
+    """Write a generated set: GEN/[condition/]generated_NNN.safetensors + GEN/manifest.json (rpg-generated/1).
+    `info` holds the provenance (method, run, architecture, dataset, substitute_for, domain, sampler, steps, mode,
+    seed, precision, ...). Files are numbered per condition. The set is built in a temporary sibling folder and
+    swapped in whole."""
+    out = Path(out)
+    check_writable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        entries, counts = [], {}
+        for m in models:
+            k = counts.get(m.condition, 0)
+            counts[m.condition] = k + 1
+            rel = Path(m.condition or ".") / f"generated_{k:03d}.safetensors"
+            io.save_state_dict(tmp / rel, m.state_dict)
+            entries.append({"file": rel.as_posix(), "permutation": m.permutation,
+                            "task": None if m.task is None else check_task(m.task, f"{out}: task"),
+                            "condition": m.condition})
+        io.write_json(tmp / MANIFEST, {"format": GENERATED_FORMAT, **info, "files": entries})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)        # mkdtemp makes 0700; shared/DVC users must read the set
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / "set")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [out / e["file"] for e in entries]
+
+
+def read_generated(path: str | os.PathLike, zoo: Zoo | None = None) -> GeneratedSet:
+    """A generated set (rpg-generated/1), a plain folder of weight files, or a single weight file.
+    With `zoo`, the set's architecture must be the zoo's."""
+    path = Path(path)
+    if path.is_file():
+        return GeneratedSet(path.parent, {}, [ModelRef(path)])
+    mpath = path / MANIFEST
+    if not path.is_dir():
+        raise RPGInputError(f"{path}: generated folder not found")
+    if not mpath.is_file():
+        return GeneratedSet(path, {}, [ModelRef(p) for p in io.list_weight_files(path)])
+    m = io.read_json(mpath)
+    if not isinstance(m, dict) or m.get("format") != GENERATED_FORMAT:
+        got = m.get("format") if isinstance(m, dict) else type(m).__name__
+        raise RPGInputError(f"{mpath}: format {got!r} is not a generated set ({GENERATED_FORMAT!r})")
+    if zoo is not None and m.get("architecture") is not None and zoo.architecture is not None \
+            and m["architecture"] != zoo.architecture:
+        raise RPGInputError(f"{mpath}: architecture {m['architecture']} differs from the zoo's {zoo.architecture}")
+    files = m.get("files")
+    if not isinstance(files, list) or not files:
+        raise RPGInputError(f"{mpath}: 'files' must be a non-empty list")
+    refs = []
+    for i, f in enumerate(files):
+        where = f"{mpath}: files[{i}]"
+        if not isinstance(f, dict) or not isinstance(f.get("file"), str):
+            raise RPGInputError(f"{where}: needs a 'file'")
+        task = check_task(f["task"], f"{where}.task") if f.get("task") is not None else None
+        refs.append(ModelRef(path / f["file"], task, _permutation(f.get("permutation"), f"{where}.permutation"),
+                             f.get("condition")))
+    return GeneratedSet(path, m, refs)
+
+
+# ------------------------------------------------------------------------------------------------ eval
+def write_eval(path: str | os.PathLike, result: dict[str, Any]) -> None:
+    io.write_json(path, {**result, "format": EVAL_FORMAT})
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RPGInputError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _stats(block: Any, where: str) -> dict[str, Any]:
+    """Check one `original` / `generated` summary block (accuracies in percent + best/mean/min/median/std)."""
+    if not isinstance(block, dict):
+        raise RPGInputError(f"{where}: expected an object with accuracies and statistics")
+    missing = [k for k in ("accuracies", *STAT_KEYS, "n") if k not in block]
+    if missing:
+        raise RPGInputError(f"{where}: missing key(s) {', '.join(missing)}")
+    accs = block["accuracies"]
+    if not isinstance(accs, list) or not accs:
+        raise RPGInputError(f"{where}.accuracies: expected a non-empty list")
+    out = {k: _number(block[k], f"{where}.{k}") for k in STAT_KEYS}
+    out["accuracies"] = [_number(a, f"{where}.accuracies[{i}]") for i, a in enumerate(accs)]
+    for i, a in enumerate(out["accuracies"]):
+        if not 0.0 <= a <= 100.0:
+            raise RPGInputError(f"{where}.accuracies[{i}]={a}: accuracies are percentages (0-100)")
+    if block["n"] != len(accs):
+        raise RPGInputError(f"{where}.n={block['n']!r} but {len(accs)} accuracies are listed")
+    out["n"] = len(accs)
+    return out
+
+
+def read_eval(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and check one `rpg evaluate` output (rpg-eval/1); the summaries come back validated, the rest of
+    the file (similarity, per_task, ...) as it is."""
+    d = io.read_json(path)
+    if not isinstance(d, dict) or d.get("format") != EVAL_FORMAT:
+        got = d.get("format") if isinstance(d, dict) else type(d).__name__
+        raise RPGInputError(f"{path}: not an evaluation file (format {got!r}, expected {EVAL_FORMAT!r})")
+    for key in ("params", "dataset", "original", "generated"):
+        if key not in d:
+            raise RPGInputError(f"{path}: missing key {key!r}")
+    if isinstance(d["params"], bool) or not isinstance(d["params"], int) or d["params"] <= 0:
+        raise RPGInputError(f"{path}: params must be a positive integer, got {d['params']!r}")
+    if not isinstance(d["dataset"], str):
+        raise RPGInputError(f"{path}: dataset must be a string, got {d['dataset']!r}")
+    return {**d, "original": _stats(d["original"], f"{path}: original"),
+            "generated": _stats(d["generated"], f"{path}: generated")}
