@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rpg import configs
 from rpg.errors import RPGInputError
 
 DEFAULT_FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -93,37 +94,15 @@ class DataConfig:
     ) -> DataConfig:
         """Defaults < environment (RPG_<KEY>) < explicit overrides (--set key=value)."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f"RPG_{f.name.upper()}" in env:
-                values[f.name] = env[f"RPG_{f.name.upper()}"]
-        values.update(overrides or {})
-        return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+        names = [f.name for f in dataclasses.fields(cls)]
+        d: dict[str, Any] = {}
+        configs.apply_overrides(cls, d, {k: env[f"RPG_{k.upper()}"] for k in names if f"RPG_{k.upper()}" in env},
+                                where="environment")
+        configs.apply_overrides(cls, d, dict(overrides or {}))
+        return configs.from_dict(cls, d)
 
 
 DATA_KEYS = tuple(f.name for f in dataclasses.fields(DataConfig))
-
-
-def _coerce(cls: type, key: str, value: Any) -> Any:
-    types = {f.name: f.type for f in dataclasses.fields(cls)}
-    if key not in types:
-        raise RPGInputError(f"{key}: unknown data setting (known: {', '.join(types)})")
-    t = types[key]
-    if not isinstance(value, str):
-        return value
-    if t in ("bool", bool):
-        low = value.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise RPGInputError(f"{key}: expected true/false, got {value!r}")
-    if t in ("int", int):
-        try:
-            return int(value)
-        except ValueError:
-            raise RPGInputError(f"{key}: expected an integer, got {value!r}") from None
-    return value
 
 
 @dataclass
