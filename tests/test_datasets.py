@@ -263,7 +263,7 @@ def test_data_config_sources():
     cfg = DataConfig.from_sources({"cifar_root": "/cli/c"}, env={"RPG_CIFAR_ROOT": "/env/c"})
     assert cfg.cifar_root == "/cli/c"  # --set beats the environment
     assert DataConfig.from_sources({}, env={}).download is False  # nothing downloads by default
-    with pytest.raises(RPGInputError, match="unknown data setting"):
+    with pytest.raises(RPGInputError, match="unknown key 'cifar_rot'"):
         DataConfig.from_sources({"cifar_rot": "x"}, env={})
     with pytest.raises(RPGInputError, match="download: expected true/false"):
         DataConfig.from_sources({"download": "maybe"}, env={})

@@ -18,7 +18,6 @@ there and skips every checkpoint already in the manifest. The state file is remo
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from rpg import optim
 from rpg.cli.common import resolve_device
 from rpg.errors import RPGInputError
 from rpg.evaluation.evaluate import predict
@@ -98,16 +98,15 @@ def set_trainable(model: nn.Module, trainable: str, freeze: list[str]) -> list[n
 
 
 def make_optimizer(params: list[nn.Parameter], opt: PhaseConfig | SaveConfig) -> torch.optim.Optimizer:
-    if opt.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+    return optim.make_optimizer(params, opt.optimizer, opt.lr, opt.weight_decay, opt.momentum)
 
 
-def cosine_lr(phase: PhaseConfig, step: int, total: int) -> float:
+def phase_lr(phase: PhaseConfig, total: int):
+    """step -> lr of a training phase: cosine from lr to lr_end, reached on the phase's last step; constant when
+    lr_end is None."""
     if phase.lr_end is None or total <= 1:
-        return phase.lr
-    t = min(step, total - 1) / (total - 1)
-    return phase.lr_end + 0.5 * (phase.lr - phase.lr_end) * (1.0 + math.cos(math.pi * t))
+        return optim.lr_schedule(phase.lr)
+    return optim.lr_schedule(phase.lr, "cosine", span=total - 1, lr_end=phase.lr_end)
 
 
 @dataclass
@@ -377,6 +376,7 @@ class Collector:
                 start_epoch = state["epoch"]
                 opt.load_state_dict(state["optimizer"])
             total = phase.epochs * self.n_batches
+            lr_at = phase_lr(phase, total)
             for e in range(start_epoch, phase.epochs):
                 t_epoch = time.perf_counter()
                 bar = tqdm(
@@ -389,7 +389,7 @@ class Collector:
                 )
                 for b, (x, y) in enumerate(bar):
                     for g in opt.param_groups:
-                        g["lr"] = cosine_lr(phase, e * self.n_batches + b, total)
+                        g["lr"] = lr_at(e * self.n_batches + b)
                     loss = self._step(model, opt, x, y)
                     if b % 20 == 0:
                         bar.set_postfix(loss=f"{loss:.3f}")
