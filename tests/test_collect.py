@@ -139,6 +139,14 @@ def test_registry_entries():
     assert zoos.get_zoo("mini/cnn_s").phases[0].epochs != 99
 
 
+def test_convnext_large_zoo_normalises_like_the_official_fine_tuning():
+    """The official ConvNeXt-L fine-tuning and test scripts normalise with mean = std = 0.5 (defect: the recipe
+    used the ImageNet statistics). The loaded recipe's dataset spec is what collection and evaluation use."""
+    spec = zoos.get_zoo("paper/imagenet_convnext_large").dataset_spec
+    mean, std = spec.mean_std
+    assert mean == (0.5, 0.5, 0.5) and std == (0.5, 0.5, 0.5)
+
+
 def test_overrides():
     cfg = apply_overrides(
         zoos.get_zoo("mini/vit_tiny"),
