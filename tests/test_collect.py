@@ -566,7 +566,7 @@ def test_paper_seed_and_task_entries_on_fake_cifar(tmp_path, monkeypatch):
     timm_like = build_model({"name": "timm:vit_tiny_patch16_224", "kwargs": {"img_size": 32, "depth": 1}})
     save_state_dict(weights, timm_like.state_dict())
     tasks.pretrained = str(weights)
-    seen, unseen = collect(tasks, tmp_path / "tasks", data, device="cpu", progress=False, log=quiet)
+    _, seen, unseen = collect(tasks, tmp_path / "tasks", data, device="cpu", progress=False, log=quiet)
     mu = read_json(unseen / "manifest.json")
     assert [c["task"] for c in mu["checkpoints"]] == [zoos.task_bits(314)] * 2
     sd = load_state_dict(unseen / "task0314_ckpt00.safetensors")
@@ -576,3 +576,23 @@ def test_paper_seed_and_task_entries_on_fake_cifar(tmp_path, monkeypatch):
         float((sd["patch_embed.proj.weight"] - timm_like.state_dict()["patch_embed.proj.weight"]).abs().max())
         < 2e-3
     )
+
+
+def test_tasks_zoo_writes_the_top_level_manifest(tmp_path):
+    """Defect: a tasks zoo wrote seen/ and unseen/ manifests but never OUT/manifest.json, the collect rule's output.
+    OUT/manifest.json lists the seen tasks (the generator's training data) and names the parts."""
+    arch = {"name": "cnn_s", "kwargs": {"in_chans": 1, "num_classes": 2}}
+    cfg = tiny_cfg(kind="tasks", architecture=arch, num_seen_tasks=2, unseen_tasks=[314], num_checkpoints=2,
+                   eval_checkpoints=False, phases=[PhaseConfig(epochs=1, lr=1e-2)], save=SaveConfig(lr=1e-3, every=1))
+    out = tmp_path / "tasks"
+    folders = collect(cfg, out, DataConfig(), device="cpu", progress=False, log=quiet)
+    assert folders[0] == out and set(folders[1:]) == {out / "seen", out / "unseen"}
+    top, seen = read_json(out / "manifest.json"), read_json(out / "seen" / "manifest.json")
+    assert top["format"] == seen["format"] and top["parts"] == {"seen": "seen", "unseen": "unseen"}
+    assert [c["file"] for c in top["checkpoints"]] == [f"seen/{c['file']}" for c in seen["checkpoints"]]
+    assert {tuple(c["task"]) for c in top["checkpoints"]} == {tuple(zoos.task_bits(n)) for n in cfg.seen_tasks()}
+    assert all((out / c["file"]).is_file() for c in top["checkpoints"])
+    assert not (out / ".collect_state").exists()
+    # a rerun of the finished zoo keeps the same index
+    collect(cfg, out, DataConfig(), device="cpu", progress=False, log=quiet)
+    assert read_json(out / "manifest.json")["checkpoints"] == top["checkpoints"]

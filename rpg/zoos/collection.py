@@ -8,7 +8,8 @@ checkpoint, its permutation index, seed, iteration, test accuracy and task vecto
 
 Kinds (see rpg.zoos.recipes): `single` -> OUT/; `seeds` -> OUT/ with `seedSSS_ckptKKKK` files whose
 permutation is the seed id; `tasks` -> OUT/seen/ (the generator's training data) and OUT/unseen/ (the
-held-out tasks, for evaluation), files `taskNNNN_ckptKK`.
+held-out tasks, for evaluation), files `taskNNNN_ckptKK`, each with its manifest, and last OUT/manifest.json:
+the seen checkpoints (`file` = `seen/taskNNNN_ckptKK.safetensors`) and `parts` {seen: "seen", unseen: "unseen"}.
 
 Resuming: the model and optimizer state are written atomically to OUT/.collect_state/<unit>.pt after
 each training epoch and every `state_every` checkpoints; a rerun with the same --out continues from
@@ -296,7 +297,22 @@ class Collector:
             # checkpoint was written just before an interruption
             if not m.final.exists() or m.path.exists():
                 m.publish()
+        if self.cfg.kind == "tasks":
+            self._publish_tasks_index(manifests, params)
+            return [self.out, *sorted(manifests)]
         return sorted(manifests)
+
+    def _publish_tasks_index(self, manifests: dict[Path, ZooManifest], params: int) -> None:
+        """OUT/manifest.json of a tasks zoo, written last (the file the collect rule waits for): the seen tasks,
+        i.e. the generator's training data, with `file` relative to OUT, and `parts` naming the per-split
+        folders (seen/ = the same checkpoints, unseen/ = the held-out tasks, for evaluation)."""
+        seen = manifests[self.out / "seen"]
+        header = self.header(self.out / "seen", params)
+        header["parts"] = {p.name: p.name for p in sorted(manifests)}
+        top = ZooManifest(self.out, header)
+        top.data.update({k: v for k, v in header.items() if k != "config"})
+        top.data["checkpoints"] = [{**c, "file": f"seen/{c['file']}"} for c in seen.data["checkpoints"]]
+        top.publish()
 
     def _state_path(self, u: Unit) -> Path:
         return u.zoo_dir / STATE_DIR / f"{u.name}.pt"
