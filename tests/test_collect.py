@@ -596,3 +596,20 @@ def test_tasks_zoo_writes_the_top_level_manifest(tmp_path):
     # a rerun of the finished zoo keeps the same index
     collect(cfg, out, DataConfig(), device="cpu", progress=False, log=quiet)
     assert read_json(out / "manifest.json")["checkpoints"] == top["checkpoints"]
+
+
+def test_rpg_evaluate_reads_a_digits_zoo(digits_zoo, tmp_path):
+    """Defect: the Evaluator rejected the digits zoos' manifest (`dataset.split` unknown key). The digits trainer now
+    writes through ZooManifest with an evaluable dataset spec: `rpg evaluate` scores its checkpoints exactly as the
+    trainer measured them, and the training eval hook needs no architecture-specific branch."""
+    from rpg.cli import evaluate as cli_evaluate
+    from rpg.cli.train import make_eval_fn
+    from rpg.zoos import digits
+
+    out = tmp_path / "metrics.json"
+    assert cli_evaluate.main(["--zoo", str(digits_zoo), "--out", str(out), "--device", "cpu"]) == 0
+    man = read_json(digits_zoo / "manifest.json")
+    measured = [round(100 * c["accuracy"], 2) for c in man["checkpoints"]]
+    assert read_json(out)["original"]["accuracies"] == measured
+    sds = [load_state_dict(digits_zoo / c["file"]) for c in man["checkpoints"][:3]]
+    assert make_eval_fn(man, "cpu")(sds) == digits.make_eval_fn("digits_2k9")(sds)
