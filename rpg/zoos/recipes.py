@@ -1,8 +1,13 @@
 """The zoo registry: every checkpoint collection of the paper (and its mini-scale analogue) is a config entry.
 
 A zoo = one architecture trained (or fine-tuned) on one dataset, then N checkpoints saved at a fixed
-iteration spacing during a final constant-learning-rate pass (reference §7.1). `ZooConfig` holds the
-whole recipe; `ZOOS` maps registry names to configs:
+iteration spacing during a final constant-learning-rate pass (reference §7.1). `ZooConfig` (the typed
+schema) holds the whole recipe. Recipes are data: the registry name `mini/resnet18` is the file
+`rpg/zoos/recipes/mini/resnet18.yaml`, which states only its differences from the family base it
+`extends:` (`_base/mini_fmnist`, `_base/paper_imagenet`, `_base/paper_cifar10`; mappings merge key by key,
+lists and scalars replace). `load_recipe` resolves the chain and validates (an unknown key is an error naming
+the file and the key); `recipe_files(name)` lists the files a zoo depends on (the collect rule's inputs);
+`get_zoo` also takes a path to a .yaml file. `ZOOS` maps every registry name to its config:
 
 - `mini/*`: small analogues of the paper's architectures on Fashion-MNIST (runnable on a CPU in
   minutes). `substitute_for` names the dataset they stand in for (ImageNet-1K for Tab. 1 rows,
@@ -19,8 +24,8 @@ Three kinds of zoo:
   task; the paper's 20 unseen ids are held out into a separate zoo folder.
 
 Overrides: `apply_overrides(cfg, {"save.lr": "1e-4", "phases.0.epochs": "2", ...})` edits any field by
-its dotted path (list items by index); values are parsed as JSON when possible, else taken as strings,
-and the result is re-validated (unknown keys are errors).
+its dotted path (list items by index) with the one typed loader of rpg.configs (values parsed against the
+field's declared type), and the result is re-validated (unknown keys are errors).
 """
 
 from __future__ import annotations
