@@ -330,8 +330,17 @@ def test_tasks_zoo(tmp_path):
         phases=[PhaseConfig(epochs=1, lr=1e-2)],
         loss="focal",
     )
-    seen, unseen = collect(cfg, tmp_path / "z", device="cpu", progress=False, log=quiet)
-    assert (seen.name, unseen.name) == ("seen", "unseen")
+    out = tmp_path / "z"
+    top, seen, unseen = collect(cfg, out, device="cpu", progress=False, log=quiet)
+    assert (top, seen.name, unseen.name) == (out, "seen", "unseen")
+    # defect: OUT/manifest.json (what the collect rule waits for) was never written. It lists the seen tasks (the
+    # generator's training data) with paths relative to OUT and names the parts.
+    mt = read_json(out / "manifest.json")
+    assert mt["format"] == "rpg-zoo/1" and mt["parts"] == {"seen": "seen", "unseen": "unseen"}
+    assert [c["file"] for c in mt["checkpoints"]] == [
+        f"seen/{c['file']}" for c in read_json(seen / "manifest.json")["checkpoints"]
+    ]
+    assert all((out / c["file"]).is_file() for c in mt["checkpoints"]) and not (out / ".collect_state").exists()
     ms, mu = read_json(seen / "manifest.json"), read_json(unseen / "manifest.json")
     assert ms["split"] == "seen" and mu["unseen_tasks"] == [314, 482]
     seen_ids = cfg.seen_tasks()
@@ -352,6 +361,9 @@ def test_tasks_zoo(tmp_path):
     ms3 = read_json(seen / "manifest.json")
     assert {zoos.task_id(c["task"]) for c in ms3["checkpoints"]} == set(cfg.seen_tasks()) > set(seen_ids)
     assert all((seen / f).stat().st_mtime_ns == t for f, t in before.items())
+    assert [c["file"] for c in read_json(out / "manifest.json")["checkpoints"]] == [
+        f"seen/{c['file']}" for c in ms3["checkpoints"]
+    ]
 
 
 # ---- CLI -------------------------------------------------------------------------------------------------
@@ -576,26 +588,6 @@ def test_paper_seed_and_task_entries_on_fake_cifar(tmp_path, monkeypatch):
         float((sd["patch_embed.proj.weight"] - timm_like.state_dict()["patch_embed.proj.weight"]).abs().max())
         < 2e-3
     )
-
-
-def test_tasks_zoo_writes_the_top_level_manifest(tmp_path):
-    """Defect: a tasks zoo wrote seen/ and unseen/ manifests but never OUT/manifest.json, the collect rule's output.
-    OUT/manifest.json lists the seen tasks (the generator's training data) and names the parts."""
-    arch = {"name": "cnn_s", "kwargs": {"in_chans": 1, "num_classes": 2}}
-    cfg = tiny_cfg(kind="tasks", architecture=arch, num_seen_tasks=2, unseen_tasks=[314], num_checkpoints=2,
-                   eval_checkpoints=False, phases=[PhaseConfig(epochs=1, lr=1e-2)], save=SaveConfig(lr=1e-3, every=1))
-    out = tmp_path / "tasks"
-    folders = collect(cfg, out, DataConfig(), device="cpu", progress=False, log=quiet)
-    assert folders[0] == out and set(folders[1:]) == {out / "seen", out / "unseen"}
-    top, seen = read_json(out / "manifest.json"), read_json(out / "seen" / "manifest.json")
-    assert top["format"] == seen["format"] and top["parts"] == {"seen": "seen", "unseen": "unseen"}
-    assert [c["file"] for c in top["checkpoints"]] == [f"seen/{c['file']}" for c in seen["checkpoints"]]
-    assert {tuple(c["task"]) for c in top["checkpoints"]} == {tuple(zoos.task_bits(n)) for n in cfg.seen_tasks()}
-    assert all((out / c["file"]).is_file() for c in top["checkpoints"])
-    assert not (out / ".collect_state").exists()
-    # a rerun of the finished zoo keeps the same index
-    collect(cfg, out, DataConfig(), device="cpu", progress=False, log=quiet)
-    assert read_json(out / "manifest.json")["checkpoints"] == top["checkpoints"]
 
 
 def test_rpg_evaluate_reads_a_digits_zoo(digits_zoo, tmp_path):
