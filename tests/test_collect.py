@@ -139,6 +139,14 @@ def test_registry_entries():
     assert zoos.get_zoo("mini/cnn_s").phases[0].epochs != 99
 
 
+def test_convnext_large_zoo_normalises_like_the_official_fine_tuning():
+    """The official ConvNeXt-L fine-tuning and test scripts normalise with mean = std = 0.5 (defect: the recipe
+    used the ImageNet statistics). The loaded recipe's dataset spec is what collection and evaluation use."""
+    spec = zoos.get_zoo("paper/imagenet_convnext_large").dataset_spec
+    mean, std = spec.mean_std
+    assert mean == (0.5, 0.5, 0.5) and std == (0.5, 0.5, 0.5)
+
+
 def test_overrides():
     cfg = apply_overrides(
         zoos.get_zoo("mini/vit_tiny"),
@@ -322,8 +330,17 @@ def test_tasks_zoo(tmp_path):
         phases=[PhaseConfig(epochs=1, lr=1e-2)],
         loss="focal",
     )
-    seen, unseen = collect(cfg, tmp_path / "z", device="cpu", progress=False, log=quiet)
-    assert (seen.name, unseen.name) == ("seen", "unseen")
+    out = tmp_path / "z"
+    top, seen, unseen = collect(cfg, out, device="cpu", progress=False, log=quiet)
+    assert (top, seen.name, unseen.name) == (out, "seen", "unseen")
+    # defect: OUT/manifest.json (what the collect rule waits for) was never written. It lists the seen tasks (the
+    # generator's training data) with paths relative to OUT and names the parts.
+    mt = read_json(out / "manifest.json")
+    assert mt["format"] == "rpg-zoo/1" and mt["parts"] == {"seen": "seen", "unseen": "unseen"}
+    assert [c["file"] for c in mt["checkpoints"]] == [
+        f"seen/{c['file']}" for c in read_json(seen / "manifest.json")["checkpoints"]
+    ]
+    assert all((out / c["file"]).is_file() for c in mt["checkpoints"]) and not (out / ".collect_state").exists()
     ms, mu = read_json(seen / "manifest.json"), read_json(unseen / "manifest.json")
     assert ms["split"] == "seen" and mu["unseen_tasks"] == [314, 482]
     seen_ids = cfg.seen_tasks()
@@ -344,6 +361,9 @@ def test_tasks_zoo(tmp_path):
     ms3 = read_json(seen / "manifest.json")
     assert {zoos.task_id(c["task"]) for c in ms3["checkpoints"]} == set(cfg.seen_tasks()) > set(seen_ids)
     assert all((seen / f).stat().st_mtime_ns == t for f, t in before.items())
+    assert [c["file"] for c in read_json(out / "manifest.json")["checkpoints"]] == [
+        f"seen/{c['file']}" for c in ms3["checkpoints"]
+    ]
 
 
 # ---- CLI -------------------------------------------------------------------------------------------------
@@ -558,7 +578,7 @@ def test_paper_seed_and_task_entries_on_fake_cifar(tmp_path, monkeypatch):
     timm_like = build_model({"name": "timm:vit_tiny_patch16_224", "kwargs": {"img_size": 32, "depth": 1}})
     save_state_dict(weights, timm_like.state_dict())
     tasks.pretrained = str(weights)
-    seen, unseen = collect(tasks, tmp_path / "tasks", data, device="cpu", progress=False, log=quiet)
+    _, seen, unseen = collect(tasks, tmp_path / "tasks", data, device="cpu", progress=False, log=quiet)
     mu = read_json(unseen / "manifest.json")
     assert [c["task"] for c in mu["checkpoints"]] == [zoos.task_bits(314)] * 2
     sd = load_state_dict(unseen / "task0314_ckpt00.safetensors")
@@ -568,3 +588,20 @@ def test_paper_seed_and_task_entries_on_fake_cifar(tmp_path, monkeypatch):
         float((sd["patch_embed.proj.weight"] - timm_like.state_dict()["patch_embed.proj.weight"]).abs().max())
         < 2e-3
     )
+
+
+def test_rpg_evaluate_reads_a_digits_zoo(digits_zoo, tmp_path):
+    """Defect: the Evaluator rejected the digits zoos' manifest (`dataset.split` unknown key). The digits trainer now
+    writes through ZooManifest with an evaluable dataset spec: `rpg evaluate` scores its checkpoints exactly as the
+    trainer measured them, and the training eval hook needs no architecture-specific branch."""
+    from rpg.cli import evaluate as cli_evaluate
+    from rpg.cli.train import make_eval_fn
+    from rpg.zoos import digits
+
+    out = tmp_path / "metrics.json"
+    assert cli_evaluate.main(["--zoo", str(digits_zoo), "--out", str(out), "--device", "cpu"]) == 0
+    man = read_json(digits_zoo / "manifest.json")
+    measured = [round(100 * c["accuracy"], 2) for c in man["checkpoints"]]
+    assert read_json(out)["original"]["accuracies"] == measured
+    sds = [load_state_dict(digits_zoo / c["file"]) for c in man["checkpoints"][:3]]
+    assert make_eval_fn(man, "cpu")(sds) == digits.make_eval_fn("digits_2k9")(sds)

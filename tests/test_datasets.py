@@ -263,7 +263,7 @@ def test_data_config_sources():
     cfg = DataConfig.from_sources({"cifar_root": "/cli/c"}, env={"RPG_CIFAR_ROOT": "/env/c"})
     assert cfg.cifar_root == "/cli/c"  # --set beats the environment
     assert DataConfig.from_sources({}, env={}).download is False  # nothing downloads by default
-    with pytest.raises(RPGInputError, match="unknown data setting"):
+    with pytest.raises(RPGInputError, match="unknown key 'cifar_rot'"):
         DataConfig.from_sources({"cifar_rot": "x"}, env={})
     with pytest.raises(RPGInputError, match="download: expected true/false"):
         DataConfig.from_sources({"download": "maybe"}, env={})
@@ -280,3 +280,13 @@ def test_dataset_spec_validation():
         DatasetSpec.from_dict({"name": "digits", "image_size": 0})
     assert DatasetSpec.from_dict({"name": "cifar10"}).mean_std[0] == (0.485, 0.456, 0.406)
     assert DatasetSpec.from_dict({"name": "fashion_mnist"}).mean_std == ((0.2860,), (0.3530,))
+
+
+def test_digits_stratified_is_the_digits_benchmark_split():
+    """The digits zoos' dataset spec gives the evaluator exactly the inputs the digits trainer tests on."""
+    from rpg.zoos.digits import digits_split
+
+    _, _, xte, yte = digits_split()
+    test = load_dataset({"name": "digits_stratified"}).test
+    xs, ys = zip(*test.batches(1000, shuffle_seed=None))
+    assert torch.equal(torch.cat(xs), xte) and torch.equal(torch.cat(ys), yte)

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrained, ...) and the data settings " + ", ".join(DATA_KEYS) + "\n"
         "(also from the environment as RPG_<KEY>, e.g. RPG_CIFAR_ROOT).",
     )
-    p.add_argument("--zoo", help="registry entry (see --list), e.g. mini/resnet18 or paper/imagenet_resnet18")
+    p.add_argument("--zoo", help="registry entry (see --list), e.g. mini/resnet18 or paper/imagenet_resnet18, "
+                   "or a recipe file path/to/zoo.yaml (it may `extends:` a registry entry)")
     p.add_argument("--out", help="zoo folder to write (default: runs/zoos/<zoo name>)")
     p.add_argument(
         "--set",
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         default=[],
-        help="override a config field or data setting (repeatable); values are JSON or plain strings",
+        help="override a config field or data setting (repeatable); values are parsed against the field's type "
+        "(none/null = None for optional fields only; lists as JSON or by index, phases.0.epochs=2)",
     )
     p.add_argument(
         "--arch",

@@ -62,12 +62,6 @@ def _train_cli(args: argparse.Namespace) -> None:
 
 def make_eval_fn(manifest: dict, device: str) -> Callable[[list[dict]], dict]:
     """Accuracy of generated state_dicts on the zoo's own test set, from the zoo manifest."""
-    arch = (manifest.get("architecture") or {}).get("name", "")
-    if arch == "rpg.zoos.digits:DigitsCNN":
-        from rpg.zoos import digits as zoo_digits
-        kw = manifest["architecture"]["kwargs"]
-        name = next(n for n, c in zoo_digits.ZOOS.items() if c == (kw["c1"], kw["c2"], kw["hidden"]))
-        return zoo_digits.make_eval_fn(name)
     if "architecture" not in manifest or "dataset" not in manifest:
         raise RPGInputError("--eval-every: the zoo's manifest.json names no architecture/dataset to test on")
     from rpg.evaluation.evaluate import Evaluator

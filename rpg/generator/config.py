@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import math
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from rpg import configs
 from rpg.errors import RPGInputError
 
 
@@ -185,83 +183,13 @@ class RPGConfig:
         return _from_dict(cls, d, where).validate()
 
     def override(self, overrides: dict[str, Any]) -> RPGConfig:
-        """Apply `section.key=value` overrides: strings (from --set) are parsed as JSON when possible,
-        other Python values (library use, e.g. {"train.steps": 500}) are taken as they are."""
-        d = self.to_dict()
-        for key, raw in overrides.items():
-            parts = key.split(".")
-            if len(parts) != 2 or parts[0] not in d:
-                raise RPGInputError(f"--set {key}: unknown key (expected <section>.<key>, sections: {', '.join(d)})")
-            if parts[1] not in d[parts[0]]:
-                raise RPGInputError(f"--set {key}: unknown key {parts[1]!r} in section {parts[0]!r} "
-                                    f"(known: {', '.join(d[parts[0]])})")
-            section_cls = typing.get_type_hints(RPGConfig)[parts[0]]
-            hint = typing.get_type_hints(section_cls)[parts[1]]
-            if isinstance(raw, str):
-                raw = raw if hint is str else _parse_value(raw)   # "none" is a valid string value
-            d[parts[0]][parts[1]] = raw
-        return RPGConfig.from_dict(d, where="--set")
-
-
-def _parse_value(raw: str) -> Any:
-    low = raw.lower()
-    if low in ("none", "null"):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
+        """Apply dotted `section.key=value` overrides (rpg.configs: text from --set is parsed against the
+        field's declared type; Python values from library use, e.g. {"train.steps": 500}, are taken as they are)."""
+        return RPGConfig.from_dict(configs.apply_overrides(RPGConfig, self.to_dict(), overrides), where="--set")
 
 
 def _from_dict(cls: type, d: Any, where: str) -> Any:
-    if not isinstance(d, dict):
-        raise RPGInputError(f"{where}: expected a mapping, got {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise RPGInputError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for name, value in d.items():
-        hint = hints[name]
-        key = f"{where}.{name}"
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _from_dict(hint, value, key)
-        else:
-            kwargs[name] = _coerce(value, hint, key)
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise RPGInputError(f"{key}: expected a list, got {value!r}")
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise RPGInputError(f"{key}: expected true/false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise RPGInputError(f"{key}: expected an integer, got {value!r}")
-        return int(value)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RPGInputError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise RPGInputError(f"{key}: expected a string, got {value!r}")
-        return value
-    return value
+    return configs.from_dict(cls, d, where)
 
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:

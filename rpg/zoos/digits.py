@@ -21,9 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rpg import io
+from rpg import io, optim
+from rpg.zoos.collection import MANIFEST_FORMAT, ZooManifest, code_version
+from rpg.zoos.datasets import DatasetSpec
 
 ZOOS = {"digits_2k9": (8, 8, 16), "digits_68k": (32, 64, 48)}
+EPOCHS, LR, BATCH, SAVE_LR, SAVE_BATCH = 40, 0.05, 64, 0.002, 16
 
 
 class DigitsCNN(nn.Module):
@@ -60,44 +63,58 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def collect(name: str, out: str | Path, num: int = 50, seed: int = 0) -> list[float]:
-    """Train one net and write `num` checkpoints + manifest.json to `out`. Returns their accuracies (%)."""
+    """Train one net and write `num` checkpoints + manifest.json (rpg-zoo/1, through collection.ZooManifest, so
+    `rpg evaluate` and `rpg train --eval-every` read it like any zoo) to `out`. Returns their accuracies (%)."""
     c1, c2, hidden = ZOOS[name]
     torch.manual_seed(seed)
     xtr, ytr, xte, yte = digits_split()
     model = DigitsCNN(c1, c2, hidden)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = optim.make_optimizer(model.parameters(), "sgd", LR, momentum=0.9)
     g = torch.Generator().manual_seed(seed)
-    for _ in range(40):
+    for _ in range(EPOCHS):
         model.train()
-        for idx in torch.randperm(len(xtr), generator=g).split(64):
+        for idx in torch.randperm(len(xtr), generator=g).split(BATCH):
             opt.zero_grad()
             F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
             opt.step()
     for group in opt.param_groups:
-        group["lr"] = 0.002
+        group["lr"] = SAVE_LR
     out = Path(out)
-    entries, accs = [], []
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = ZooManifest(out, manifest_header(name, num, seed, model))
+    accs = []
     for i in range(num):
         model.train()
-        idx = torch.randint(0, len(xtr), (16,), generator=g)
+        idx = torch.randint(0, len(xtr), (SAVE_BATCH,), generator=g)
         opt.zero_grad()
         F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
         opt.step()
         acc = accuracy(model, xte, yte)
         fname = f"ckpt_{i:04d}.safetensors"
         io.save_state_dict(out / fname, model.state_dict())
-        entries.append({"file": fname, "permutation": i, "seed": seed, "iteration": i, "accuracy": acc / 100,
-                        "task": None})
+        manifest.add({"file": fname, "permutation": i, "seed": seed, "iteration": i, "accuracy": acc / 100,
+                      "task": None}, fixed_permutation=True)
         accs.append(acc)
-    io.write_json(out / "manifest.json", {
-        "format": "rpg-zoo/1",
-        "architecture": {"name": "rpg.zoos.digits:DigitsCNN", "kwargs": {"c1": c1, "c2": c2, "hidden": hidden}},
-        "dataset": {"name": "digits", "split": "stratified-70/30-random_state-0"},
-        "substitute_for": None,
-        "code_version": "unknown",
-        "checkpoints": entries,
-    })
+    manifest.publish()
     return accs
+
+
+def manifest_header(name: str, num: int, seed: int, model: nn.Module) -> dict:
+    """The rpg-zoo/1 header of a digits zoo: an evaluable architecture and dataset spec (`digits_stratified` is
+    this module's split and input scaling), and the recipe as its config."""
+    c1, c2, hidden = ZOOS[name]
+    return {
+        "format": MANIFEST_FORMAT,
+        "architecture": {"name": "rpg.zoos.digits:DigitsCNN", "kwargs": {"c1": c1, "c2": c2, "hidden": hidden}},
+        "dataset": DatasetSpec(name="digits_stratified").to_dict(),
+        "substitute_for": None,
+        "code_version": code_version(),
+        "zoo": name,
+        "kind": "single",
+        "params": sum(p.numel() for p in model.parameters()),
+        "config": {"name": name, "recipe": "rpg.zoos.digits", "num_checkpoints": num, "seed": seed,
+                   "epochs": EPOCHS, "lr": LR, "batch_size": BATCH, "save_lr": SAVE_LR, "save_batch": SAVE_BATCH},
+    }
 
 
 def evaluate_folder(folder: str | Path, name: str) -> list[float]:

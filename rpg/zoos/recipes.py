@@ -1,8 +1,13 @@
 """The zoo registry: every checkpoint collection of the paper (and its mini-scale analogue) is a config entry.
 
 A zoo = one architecture trained (or fine-tuned) on one dataset, then N checkpoints saved at a fixed
-iteration spacing during a final constant-learning-rate pass (reference §7.1). `ZooConfig` holds the
-whole recipe; `ZOOS` maps registry names to configs:
+iteration spacing during a final constant-learning-rate pass (reference §7.1). `ZooConfig` (the typed
+schema) holds the whole recipe. Recipes are data: the registry name `mini/resnet18` is the file
+`rpg/zoos/recipes/mini/resnet18.yaml`, which states only its differences from the family base it
+`extends:` (`_base/mini_fmnist`, `_base/paper_imagenet`, `_base/paper_cifar10`; mappings merge key by key,
+lists and scalars replace). `load_recipe` resolves the chain and validates (an unknown key is an error naming
+the file and the key); `recipe_files(name)` lists the files a zoo depends on (the collect rule's inputs);
+`get_zoo` also takes a path to a .yaml file. `ZOOS` maps every registry name to its config:
 
 - `mini/*`: small analogues of the paper's architectures on Fashion-MNIST (runnable on a CPU in
   minutes). `substitute_for` names the dataset they stand in for (ImageNet-1K for Tab. 1 rows,
@@ -19,21 +24,24 @@ Three kinds of zoo:
   task; the paper's 20 unseen ids are held out into a separate zoo folder.
 
 Overrides: `apply_overrides(cfg, {"save.lr": "1e-4", "phases.0.epochs": "2", ...})` edits any field by
-its dotted path (list items by index); values are parsed as JSON when possible, else taken as strings,
-and the result is re-validated (unknown keys are errors).
+its dotted path (list items by index) with the one typed loader of rpg.configs (values parsed against the
+field's declared type), and the result is re-validated (unknown keys are errors).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import random
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
+from rpg import configs
 from rpg.errors import RPGInputError
 from rpg.zoos.architectures import check_spec
 from rpg.zoos.datasets import DatasetSpec
@@ -165,6 +173,9 @@ KINDS = ("single", "seeds", "tasks")
 class ZooConfig:
     """Everything needed to collect one zoo. Stored (as a dict) in the zoo's manifest."""
 
+    # the free-form `dataset` mapping follows DatasetSpec (typed --set dataset.KEY=VALUE, rpg.configs)
+    __field_schemas__ = {"dataset": DatasetSpec}
+
     name: str = "adhoc"
     description: str = ""
     architecture: dict = field(default_factory=lambda: {"name": "cnn_s", "kwargs": {}})
@@ -242,522 +253,162 @@ class ZooConfig:
 
 
 def _from_dict(cls: type, d: Any, where: str):
-    if not isinstance(d, dict):
-        raise RPGInputError(f"{where}: expected a mapping, got {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(d) - set(fields)
-    if unknown:
-        raise RPGInputError(f"{where}: unknown keys {sorted(unknown)} (known: {', '.join(fields)})")
-    out = {}
-    for k, v in d.items():
-        out[k] = _check_type(v, fields[k].type, f"{where}.{k}" if where != "zoo" else k)
-    return cls(**out)
+    return configs.from_dict(cls, d, "" if where == "zoo" else where)
 
 
-def _check_type(v: Any, t: Any, key: str) -> Any:
-    """Light type check for JSON values against the annotation strings used above."""
-    t = t if isinstance(t, str) else getattr(t, "__name__", str(t))
-    optional = "None" in t
-    if v is None:
-        if optional:
-            return None
-        raise RPGInputError(f"{key}: must not be null")
-    base = t.replace(" | None", "")
-    if base == "float":
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise RPGInputError(f"{key}: expected a number, got {v!r}")
-        return float(v)
-    if base == "int":
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise RPGInputError(f"{key}: expected an integer, got {v!r}")
-        return v
-    if base == "bool":
-        if not isinstance(v, bool):
-            raise RPGInputError(f"{key}: expected true/false, got {v!r}")
-        return v
-    if base == "str":
-        if not isinstance(v, str):
-            raise RPGInputError(f"{key}: expected a string, got {v!r}")
-        return v
-    if base == "dict" and not isinstance(v, dict):
-        raise RPGInputError(f"{key}: expected a mapping, got {v!r}")
-    if base.startswith("list") and not isinstance(v, list):
-        raise RPGInputError(f"{key}: expected a list, got {v!r}")
-    return v
-
-
-def parse_value(text: str) -> Any:
-    """`--set` value: JSON when it parses (numbers, true/false/null, lists, objects), else the raw string."""
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        return text
-
-
-def apply_overrides(cfg: ZooConfig, overrides: dict[str, str]) -> ZooConfig:
-    """Return a new config with dotted-path overrides applied (see module docstring)."""
-    d = cfg.to_dict()
-    for path, text in overrides.items():
-        parts = path.split(".")
-        node: Any = d
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise RPGInputError(f"--set {path}: {part!r} is not an index of a {len(node)}-item list")
-                part = int(part)
-            elif not isinstance(node, dict):
-                raise RPGInputError(
-                    f"--set {path}: cannot descend into {'.'.join(parts[:i])} (not a mapping)"
-                )
-            elif part not in node and not (parts[0] in ("architecture", "dataset") and last):
-                # architecture.kwargs.* and dataset.* may add keys; anything else must exist
-                if not (len(parts) >= 3 and parts[0] == "architecture" and parts[1] == "kwargs"):
-                    raise RPGInputError(f"--set {path}: unknown key {part!r}")
-            if last:
-                node[part] = parse_value(text)
-            else:
-                node = node[part]
-    return ZooConfig.from_dict(d)
+def apply_overrides(cfg: ZooConfig, overrides: dict[str, Any]) -> ZooConfig:
+    """Return a new config with dotted-path overrides applied (rpg.configs: text is parsed against the field's
+    declared type; `architecture.kwargs.*` and `dataset.*` may add keys), re-validated."""
+    return ZooConfig.from_dict(configs.apply_overrides(ZooConfig, cfg.to_dict(), overrides))
 
 
 # --------------------------------------------------------------------------------------------------
 # the registry
 # --------------------------------------------------------------------------------------------------
 
-FMNIST = {"name": "fashion_mnist"}
+RECIPE_DIR = Path(__file__).with_name("recipes")  # package data: <registry name>.yaml, shared bases in _base/
+EXTENDS = "extends"
 
 
-def _fm_arch(name: str, **kwargs: Any) -> dict:
-    return {"name": name, "kwargs": {"in_chans": 1, "num_classes": 10, **kwargs}}
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-4` as a string; recipes mean a number."""
 
 
-def _mini(
-    name: str,
-    arch: dict,
-    substitute_for: str,
-    description: str,
-    *,
-    epochs: int = 4,
-    lr: float = 3e-3,
-    dataset: dict | None = None,
-    batch_size: int = 128,
-    weight_decay: float = 1e-4,
-    **extra: Any,
-) -> ZooConfig:
-    """Mini recipe: AdamW with cosine decay lr -> lr/30 for `epochs`, then 50 checkpoints two iterations
-    apart at the final learning rate (the spacing of the reference's CIFAR-10 zoos)."""
-    lr_end = lr / 30
-    return ZooConfig(
-        name=name,
-        description=description,
-        architecture=arch,
-        dataset=dataset or dict(FMNIST),
-        substitute_for=substitute_for,
-        seed=0,
-        num_checkpoints=50,
-        batch_size=batch_size,
-        eval_batch_size=2000,
-        phases=[
-            PhaseConfig(epochs=epochs, lr=lr, lr_end=lr_end, optimizer="adamw", weight_decay=weight_decay)
-        ],
-        save=SaveConfig(lr=lr_end, optimizer="adamw", weight_decay=weight_decay, every=2),
-        **extra,
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)$"),
+    list("-+0123456789."),
+)
+
+
+def _is_path(name: str | Path) -> bool:
+    return str(name).endswith((".yaml", ".yml"))
+
+
+def recipe_path(name: str | Path) -> Path:
+    """Registry name (`mini/resnet18`) -> its YAML file; a path to a .yaml/.yml file is taken as it is."""
+    if _is_path(name):
+        path = Path(name)
+        if not path.is_file():
+            raise RPGInputError(f"--zoo {name}: no such recipe file")
+        return path
+    path = RECIPE_DIR / f"{name}.yaml"
+    if str(name).startswith("_base/") or not path.is_file():
+        raise RPGInputError(f"--zoo {name}: unknown zoo (known: {', '.join(registry_names())})")
+    return path
+
+
+def _read(path: Path) -> dict:
+    try:
+        d = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise RPGInputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise RPGInputError(f"{path}: a recipe is a mapping of ZooConfig keys, got {type(d).__name__}")
+    known = {f.name for f in dataclasses.fields(ZooConfig)} | {EXTENDS}
+    for key in d:
+        if key not in known:
+            raise RPGInputError(f"{path}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+    return d
+
+
+def _parent(path: Path, ref: Any) -> Path:
+    """`extends:` value: a registry-style name under RECIPE_DIR (`_base/mini_fmnist`) or a .yaml path relative to
+    the extending file."""
+    if not isinstance(ref, str) or not ref:
+        raise RPGInputError(f"{path}: {EXTENDS}: expected a recipe name or a .yaml path, got {ref!r}")
+    target = (path.parent / ref) if _is_path(ref) else RECIPE_DIR / f"{ref}.yaml"
+    if not target.is_file():
+        raise RPGInputError(f"{path}: {EXTENDS}: {ref!r} does not exist ({target})")
+    return target
+
+
+def recipe_files(name: str | Path) -> list[Path]:
+    """The recipe's YAML file followed by every file it extends (the collect rule's inputs)."""
+    files = [recipe_path(name)]
+    while True:
+        ref = _read(files[-1]).get(EXTENDS)
+        if ref is None:
+            return files
+        parent = _parent(files[-1], ref)
+        if parent.resolve() in [f.resolve() for f in files]:
+            raise RPGInputError(f"{files[-1]}: {EXTENDS}: {ref!r} makes a cycle")
+        files.append(parent)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Mappings merge key by key (recursively); lists and scalars replace."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def load_recipe(name: str | Path) -> ZooConfig:
+    """Read a recipe: resolve its `extends:` chain (base first), then build and validate the ZooConfig.
+    Errors name the file and the key. `name` defaults to the registry name (or the file's stem)."""
+    files = recipe_files(name)
+    d: dict = {}
+    for f in reversed(files):
+        d = _merge(d, {k: v for k, v in _read(f).items() if k != EXTENDS})
+    d.setdefault("name", Path(name).stem if _is_path(name) else str(name))
+    try:
+        return ZooConfig.from_dict(d)
+    except RPGInputError as e:
+        raise RPGInputError(f"{files[0]}: {e}") from None
+
+
+def registry_names() -> list[str]:
+    """Every registry entry: the YAML files under RECIPE_DIR except the shared bases."""
+    return sorted(
+        p.relative_to(RECIPE_DIR).with_suffix("").as_posix()
+        for p in RECIPE_DIR.rglob("*.yaml")
+        if not p.relative_to(RECIPE_DIR).as_posix().startswith("_base/")
     )
 
 
-def _mini_zoos() -> dict[str, ZooConfig]:
-    IN, C10 = "ImageNet-1K", "CIFAR-10"
-    z = [
-        # ---- paper Tab. 1 analogues; parameter counts keep the paper's ordering:
-        #      ConvNeXt-A 6.3k < ViT-T 11.1k < R18 18.1k < ViT-S 23.6k < R50 25.4k < ViT-B 40.7k
-        #      < ConvNeXt-L 57.5k.
-        #      The ViTs share depth 3 and head width 8 and differ in width, as ViT-T/S/B share depth 12.
-        #      Conv nets reach 7x7 quickly (patch-4 / stride-4 stems) so that 50 test passes stay cheap
-        #      on a CPU.
-        _mini(
-            "mini/convnext_atto",
-            _fm_arch(
-                "timm:convnext_atto",
-                depths=[1, 1, 1, 1],
-                dims=[4, 8, 12, 16],
-                patch_size=4,
-                output_stride=16,
-                kernel_sizes=[5, 3, 3, 3],
-            ),
-            IN,
-            "ConvNeXt-Atto analogue: timm convnext_atto (conv-MLP blocks), 4 stages, patch-4 stem",
-            channels_last=True,
-        ),
-        _mini(
-            "mini/vit_tiny",
-            _fm_arch(
-                "timm:vit_tiny_patch16_224", img_size=28, patch_size=7, embed_dim=16, depth=3, num_heads=2
-            ),
-            IN,
-            "ViT-Tiny analogue: timm ViT, 7x7 patches (16 tokens + cls), width 16",
-        ),
-        _mini(
-            "mini/resnet18",
-            _fm_arch(
-                "timm:resnet18",
-                layers=[1, 1, 1, 1],
-                channels=[8, 12, 16, 24],
-                stem_width=4,
-                stem_type="deep",
-            ),
-            IN,
-            "ResNet-18 analogue: timm resnet18 (BasicBlock, BatchNorm), one block per stage, narrow deep "
-            "stem (timm's 7x7 stem is fixed at 64 channels)",
-            channels_last=True,
-        ),
-        _mini(
-            "mini/vit_small",
-            _fm_arch(
-                "timm:vit_small_patch16_224", img_size=28, patch_size=7, embed_dim=24, depth=3, num_heads=3
-            ),
-            IN,
-            "ViT-Small analogue: timm ViT, 7x7 patches, width 24",
-        ),
-        _mini(
-            "mini/resnet50",
-            {
-                "name": "resnet50_gn",
-                "kwargs": {
-                    "in_chans": 1,
-                    "num_classes": 10,
-                    "gn_groups": 4,
-                    "layers": [1, 1, 1, 1],
-                    "channels": [4, 8, 16, 24],
-                    "stem_width": 4,
-                    "stem_type": "deep",
-                },
-            },
-            IN,
-            "ResNet-50 analogue: timm resnet50_gn (Bottleneck, GroupNorm with 4 groups) as the paper's "
-            "code, narrow deep stem",
-            channels_last=True,
-        ),
-        _mini(
-            "mini/vit_base",
-            _fm_arch(
-                "timm:vit_base_patch16_224", img_size=28, patch_size=7, embed_dim=32, depth=3, num_heads=4
-            ),
-            IN,
-            "ViT-Base analogue: timm ViT, 7x7 patches, width 32",
-        ),
-        _mini(
-            "mini/convnext_large",
-            _fm_arch(
-                "timm:convnext_large",
-                depths=[1, 1, 2, 1],
-                dims=[8, 16, 32, 56],
-                patch_size=4,
-                output_stride=16,
-                kernel_sizes=[5, 3, 3, 3],
-            ),
-            IN,
-            "ConvNeXt-Large analogue: timm convnext_large (linear-MLP blocks), 4 stages",
-            channels_last=True,
-        ),
-        # ---- paper Tab. 8 analogues (CIFAR-10 -> Fashion-MNIST); ResNet-18 / ViT-Base reuse mini/resnet18
-        #      and mini/vit_base. Ordering kept: CNN(s) 2.5k < CNN(m) 10.6k < MobileNetV3 14.0k
-        #      < ResNet-18 18.1k < ViT-B 40.7k.
-        _mini(
-            "mini/cnn_s",
-            _fm_arch("cnn_s"),
-            C10,
-            "CNN(s): exact paper layer shapes with 1 input channel (2,464 params; 2,864 with RGB)",
-            channels_last=True,
-        ),
-        _mini(
-            "mini/cnn_m",
-            _fm_arch("cnn_m"),
-            C10,
-            "CNN(m): exact paper layer shapes at 32x32 (Fashion-MNIST resized), 1 input channel",
-            dataset={"name": "fashion_mnist", "image_size": 32},
-            channels_last=True,
-        ),
-        _mini(
-            "mini/mobilenetv3",
-            _fm_arch(
-                "mobilenetv3_custom",
-                stem_size=8,
-                num_features=48,
-                arch_def=[
-                    ["ds_r1_k3_s1_e1_c8_nre"],
-                    ["ir_r1_k3_s2_e3_c12_nre"],
-                    ["ir_r1_k3_s2_e3_c16_se0.25"],
-                    ["ir_r1_k3_s2_e3_c24_se0.25"],
-                    ["cn_r1_k1_s1_c48"],
-                ],
-            ),
-            C10,
-            "MobileNetV3 analogue: timm MobileNetV3 blocks (inverted residuals, SE, hard-swish)",
-            channels_last=True,
-        ),
-    ]
-    # ---- §4 / Tab. 15 analogues: the two conditional studies on Fashion-MNIST (binary-head ViT)
-    vit_bin = {
-        "name": "vit_tiny_binary",
-        "kwargs": {
-            "in_chans": 1,
-            "img_size": 28,
-            "patch_size": 7,
-            "embed_dim": 16,
-            "depth": 3,
-            "num_heads": 2,
-        },
-    }
-    seeds = _mini(
-        "mini/vit_tiny_seeds",
-        _fm_arch("timm:vit_tiny_patch16_224", img_size=28, patch_size=7, embed_dim=16, depth=3, num_heads=2),
-        C10,
-        "permutation-state study: ViT-Tiny analogue from scratch, 5 consecutive-iteration "
-        "checkpoints per seed",
-        kind="seeds",
-        num_seeds=3,
-    )
-    seeds.num_checkpoints, seeds.save.every = 5, 1
-    tasks = _mini(
-        "mini/vit_tiny_tasks",
-        vit_bin,
-        C10,
-        "unseen-task study: binary relabellings of the 10 classes, two-layer head ViT, 3 checkpoints "
-        "per task; the paper's 20 unseen ids held out",
-        kind="tasks",
-        epochs=1,
-        num_seen_tasks=20,
-        loss="focal",
-    )
-    tasks.num_checkpoints, tasks.save.every = 3, 1
-    z += [seeds, tasks]
-    return {c.name: c for c in z}
+class _Registry(dict):
+    """ZOOS: registry name -> ZooConfig, read from the YAML files on first use."""
+
+    def _fill(self) -> None:
+        if not dict.__len__(self):
+            for n in registry_names():
+                dict.__setitem__(self, n, load_recipe(n))
+
+    def __getitem__(self, k):
+        self._fill()
+        return dict.__getitem__(self, k)
+
+    def __contains__(self, k):
+        self._fill()
+        return dict.__contains__(self, k)
+
+    def __iter__(self):
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self):
+        self._fill()
+        return dict.__len__(self)
+
+    def items(self):
+        self._fill()
+        return dict.items(self)
+
+    def keys(self):
+        self._fill()
+        return dict.keys(self)
+
+    def values(self):
+        self._fill()
+        return dict.values(self)
 
 
-def _paper_zoos() -> dict[str, ZooConfig]:
-    out: list[ZooConfig] = []
-
-    # ---- Tab. 1: fine-tune released timm weights for one pass at a constant LR (reference §7.2)
-    def imagenet(
-        tag: str,
-        model: str,
-        batch: int,
-        lr: float,
-        norm: str,
-        seed: int = 20,
-        phases: list[PhaseConfig] | None = None,
-        state_every: int = 1,
-    ) -> ZooConfig:
-        return ZooConfig(
-            name=f"paper/imagenet_{tag}",
-            description=f"paper Tab. 1: timm {model} fine-tuned on ImageNet-1K, 50 "
-            f"checkpoints over one epoch "
-            f"at constant lr {lr:g} (AdamW wd 0.1, bf16, RandAugment)",
-            architecture={"name": f"timm:{model}", "kwargs": {}},
-            dataset={
-                "name": "imagenet",
-                "image_size": 224,
-                "normalize": norm,
-                "augment": "imagenet_randaugment",
-            },
-            substitute_for=None,
-            seed=seed,
-            num_checkpoints=50,
-            batch_size=batch,
-            eval_batch_size=256,
-            phases=phases or [],
-            save=SaveConfig(lr=lr, optimizer="adamw", weight_decay=0.1, every=0),
-            amp="bf16",
-            pretrained_required=True,
-            state_every=state_every,
-        )
-
-    out += [
-        imagenet("resnet18", "resnet18", 500, 1e-5, "imagenet"),
-        imagenet("resnet50", "resnet50_gn", 200, 1e-6, "imagenet", seed=21),  # GroupNorm variant, as the code
-        imagenet("vit_tiny", "vit_tiny_patch16_224", 50, 1e-5, "half"),
-        imagenet("vit_small", "vit_small_patch16_224", 200, 1e-6, "half"),
-        imagenet("vit_base", "vit_base_patch16_224", 100, 3e-6, "half", state_every=5),
-        imagenet("convnext_atto", "convnext_atto", 256, 1e-6, "imagenet"),
-        imagenet(
-            "convnext_large",
-            "convnext_large",
-            256,
-            3e-5,
-            "imagenet",
-            state_every=10,
-            phases=[PhaseConfig(epochs=1, lr=3e-5, optimizer="adamw", weight_decay=0.1)],
-        ),
-    ]
-
-    # ---- Tab. 8: CIFAR-10 zoos (reference §7.3)
-    def cifar_cnn(tag: str, arch: str, wd: float, size: int) -> ZooConfig:
-        return ZooConfig(
-            name=f"paper/cifar10_{tag}",
-            description=f"paper Tab. 8: {arch} trained 50 epochs on CIFAR-10 (SGD, cosine to 1e-5), then 50 "
-            "checkpoints two iterations apart",
-            architecture={"name": arch, "kwargs": {"in_chans": 3, "num_classes": 10}},
-            dataset={
-                "name": "cifar10",
-                "image_size": size,
-                "normalize": "imagenet",
-                "augment": "cifar_autoaugment",
-            },
-            seed=20,
-            num_checkpoints=50,
-            batch_size=500,
-            eval_batch_size=1000,
-            phases=[
-                PhaseConfig(epochs=50, lr=1e-2, lr_end=1e-5, optimizer="sgd", weight_decay=wd, momentum=0.9)
-            ],
-            save=SaveConfig(lr=1e-5, optimizer="sgd", weight_decay=wd, momentum=0.9, every=0),
-            amp="bf16",
-        )
-
-    out += [cifar_cnn("cnn_s", "cnn_s", 1e-3, 32), cifar_cnn("cnn_m", "cnn_m", 6.66e-3, 32)]
-    out.append(
-        ZooConfig(
-            name="paper/cifar10_resnet18",
-            description="paper Tab. 8: ImageNet-pretrained timm resnet18 (fc -> 10) "
-            "trained 50 epochs on CIFAR-10 "
-            "at 64 px (AdamW 3e-3, cosine to 1e-5), then 50 checkpoints two iterations apart",
-            architecture={"name": "timm:resnet18", "kwargs": {"num_classes": 10}},
-            dataset={
-                "name": "cifar10",
-                "image_size": 64,
-                "normalize": "imagenet",
-                "augment": "cifar_autoaugment",
-            },
-            seed=20,
-            num_checkpoints=50,
-            batch_size=500,
-            eval_batch_size=1000,
-            phases=[PhaseConfig(epochs=50, lr=3e-3, lr_end=1e-5, optimizer="adamw", weight_decay=0.1)],
-            save=SaveConfig(lr=1e-5, optimizer="adamw", weight_decay=0.1, every=2),
-            amp="bf16",
-            pretrained_required=True,
-        )
-    )
-    out.append(
-        ZooConfig(
-            name="paper/cifar10_mobilenetv3",
-            description="paper Tab. 8: ImageNet-pretrained timm "
-            "mobilenetv3_large_100 (classifier -> 10), BN affine "
-            "frozen; 1 head-only epoch, 5 full epochs (cosine to 1e-6), then 50 checkpoints at 1e-6",
-            architecture={"name": "timm:mobilenetv3_large_100", "kwargs": {"num_classes": 10}},
-            dataset={
-                "name": "cifar10",
-                "image_size": 224,
-                "normalize": "imagenet",
-                "augment": "cifar_autoaugment",
-            },
-            seed=20,
-            num_checkpoints=50,
-            batch_size=300,
-            eval_batch_size=500,
-            phases=[
-                PhaseConfig(epochs=1, lr=0.05, optimizer="adamw", weight_decay=0.01, trainable="head"),
-                PhaseConfig(epochs=5, lr=3e-3, lr_end=1e-6, optimizer="adamw", weight_decay=0.1),
-            ],
-            save=SaveConfig(lr=1e-6, optimizer="adamw", weight_decay=0.1, every=0),
-            amp="bf16",
-            freeze=["bn"],
-            pretrained_required=True,
-        )
-    )
-    out.append(
-        ZooConfig(
-            name="paper/cifar10_vit_base",
-            description="paper Tab. 8: ImageNet-pretrained timm vit_base_patch16_224 "
-            "(head -> 10) at 224 px; 3 "
-            "head-only epochs (lr 0.05), 7 full epochs (3e-5 cosine to 1e-5), then 50 checkpoints",
-            architecture={"name": "timm:vit_base_patch16_224", "kwargs": {"num_classes": 10}},
-            dataset={
-                "name": "cifar10",
-                "image_size": 224,
-                "normalize": "imagenet",
-                "augment": "cifar_autoaugment",
-            },
-            seed=20,
-            num_checkpoints=50,
-            batch_size=128,
-            eval_batch_size=500,
-            phases=[
-                PhaseConfig(epochs=3, lr=0.05, optimizer="adamw", weight_decay=0.01, trainable="head"),
-                PhaseConfig(epochs=7, lr=3e-5, lr_end=1e-5, optimizer="adamw", weight_decay=0.1),
-            ],
-            save=SaveConfig(lr=1e-5, optimizer="adamw", weight_decay=0.1, every=0),
-            amp="bf16",
-            state_every=5,
-            pretrained_required=True,
-        )
-    )
-
-    # ---- Tab. 15: permutation study, ViT-Tiny from scratch, 5 checkpoints per seed (reference §7.4)
-    out.append(
-        ZooConfig(
-            name="paper/cifar10_vit_tiny_seeds",
-            description="paper Tab. 15: timm vit_tiny_patch16_224 from scratch on "
-            "CIFAR-10 at 224 px, 200 epochs "
-            "(AdamW 5e-3 cosine to 2e-5), then 5 checkpoints one iteration apart, for each of 20 seeds",
-            architecture={"name": "timm:vit_tiny_patch16_224", "kwargs": {"num_classes": 10}},
-            dataset={
-                "name": "cifar10",
-                "image_size": 224,
-                "normalize": "imagenet",
-                "augment": "cifar_pad_autoaugment",
-            },
-            kind="seeds",
-            num_seeds=20,
-            seed=0,
-            num_checkpoints=5,
-            batch_size=250,
-            eval_batch_size=500,
-            phases=[PhaseConfig(epochs=200, lr=5e-3, lr_end=2e-5, optimizer="adamw", weight_decay=0.1)],
-            save=SaveConfig(lr=2e-5, optimizer="adamw", weight_decay=0.1, every=1),
-            amp="bf16",
-        )
-    )
-
-    # ---- §4: unseen tasks, 1022 binary ViT-Tiny classifiers, 3 checkpoints each (reference §7.5)
-    out.append(
-        ZooConfig(
-            name="paper/cifar10_vit_tiny_tasks",
-            description="paper §4 / Tab. 9, 14: ImageNet-pretrained ViT-Tiny with "
-            "the two-layer binary head, one per "
-            "binary relabelling of CIFAR-10 (2 head-only epochs at 1e-2, 13 full epochs 1e-4 cosine to "
-            "2e-5, focal loss), 3 checkpoints per task; the 20 unseen ids in their own folder",
-            architecture={"name": "vit_tiny_binary", "kwargs": {"num_classes": 2}},
-            dataset={
-                "name": "cifar10",
-                "image_size": 224,
-                "normalize": "imagenet",
-                "augment": "cifar_autoaugment",
-            },
-            kind="tasks",
-            seed=0,
-            num_checkpoints=3,
-            batch_size=500,
-            eval_batch_size=500,
-            loss="focal",
-            phases=[
-                PhaseConfig(epochs=2, lr=1e-2, optimizer="adamw", weight_decay=0.0, trainable="head"),
-                PhaseConfig(epochs=13, lr=1e-4, lr_end=2e-5, optimizer="adamw", weight_decay=0.1),
-            ],
-            save=SaveConfig(lr=2e-5, optimizer="adamw", weight_decay=0.1, every=1),
-            amp="bf16",
-            pretrained_required=True,
-        )
-    )
-    return {c.name: c for c in out}
+ZOOS: dict[str, ZooConfig] = _Registry()
 
 
-ZOOS: dict[str, ZooConfig] = {**_mini_zoos(), **_paper_zoos()}
-
-
-def get_zoo(name: str) -> ZooConfig:
-    """A fresh copy of a registry entry (edits never leak into the registry)."""
-    if name not in ZOOS:
-        raise RPGInputError(f"--zoo {name}: unknown zoo (known: {', '.join(ZOOS)})")
-    return copy.deepcopy(ZOOS[name])
+def get_zoo(name: str | Path) -> ZooConfig:
+    """A fresh config of a registry entry (`mini/resnet18`) or of a recipe file (`path/to/zoo.yaml`)."""
+    return load_recipe(name)

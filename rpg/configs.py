@@ -1,0 +1,193 @@
+"""One typed config loader: dataclass schemas, dicts from JSON/YAML, and dotted `--set` overrides.
+
+Used by `rpg train` (RPGConfig.override), `rpg collect` (recipes.apply_overrides, the YAML recipes) and the data
+settings (DataConfig.from_sources), so that one `--set key=value` means the same thing everywhere.
+
+Semantics (one for all three):
+- a `--set` value is parsed against the declared type of the field it sets:
+  `str` keeps the text as it is (`--set x=none` is the string "none");
+  `X | None` accepts `none`/`null` (any case) as None, anything else is parsed as X;
+  `bool` accepts true/false, yes/no, on/off, 1/0; `int`/`float` accept numbers (`1e-4`, `2`);
+  lists and mappings are JSON (`[1, 2]`, `{"a": 1}`); fields typed `dict` or `Any` take JSON when it parses,
+  else the text;
+- paths are dotted: `train.steps`, `save.lr`, list items by index (`phases.0.epochs`), keys inside a free-form
+  mapping (`architecture.kwargs.embed_dim`); a mapping field may declare the dataclass its contents follow
+  (`__field_schemas__ = {"dataset": DatasetSpec}`), so `dataset.normalize=none` is None as it is in DatasetSpec;
+- values from Python (library use, YAML) are taken as they are and only type-checked;
+- unknown keys and wrong types raise RPGInputError naming the key (and the file, via `where`).
+
+Why an own small function and not OmegaConf structured configs (installed): OmegaConf rebuilds the schema from the
+dataclass but not its `__post_init__` checks or the recipes' free-form `architecture.kwargs`; its `${...}`
+interpolation would give a meaning to strings that today are plain text; its errors are multi-line
+ValidationErrors that the CLI would have to translate into the one-line `error: FILE: key: ...` contract; and
+`X | None` annotations under `from __future__ import annotations` need its newer releases. The rules above fit
+in ~150 lines over `typing.get_type_hints`, and the dataclasses stay the one schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from typing import Any
+
+from rpg.errors import RPGInputError
+
+_NONE = ("none", "null")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _key(where: str, name: str | int) -> str:
+    return f"{where}.{name}" if where else str(name)
+
+
+def _split_optional(hint: Any) -> tuple[Any, bool]:
+    """`X | None` -> (X, True); anything else -> (hint, False)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return inner[0], type(None) in args
+    return hint, False
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def parse_text(text: str, hint: Any, key: str) -> Any:
+    """A `--set` value (text) -> a Python value of the field's declared type `hint`."""
+    base, optional = _split_optional(hint)
+    low = text.strip().lower()
+    if optional and low in _NONE:
+        return None
+    if base is str:
+        return text
+    if base is bool:
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise RPGInputError(f"{key}: expected true/false, got {text!r}")
+    if base in (int, float):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise RPGInputError(f"{key}: expected a number, got {text!r}") from None
+        return check_value(value, hint, key)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        origin = typing.get_origin(base) or base
+        if origin in (list, tuple) or dataclasses.is_dataclass(base):
+            raise RPGInputError(f"{key}: expected JSON ({getattr(origin, '__name__', origin)}), got {text!r}") from None
+        return text  # dict / Any: free-form text
+    return value
+
+
+def check_value(value: Any, hint: Any, key: str) -> Any:
+    """Type-check (and lightly convert: int -> float, dict -> dataclass) a Python value against `hint`."""
+    base, optional = _split_optional(hint)
+    if value is None:
+        if optional or base is Any:
+            return None
+        raise RPGInputError(f"{key}: must not be null")
+    if dataclasses.is_dataclass(base):
+        return value if isinstance(value, base) else from_dict(base, value, key)
+    origin, args = typing.get_origin(base), typing.get_args(base)
+    if origin is list or base is list:
+        if not isinstance(value, (list, tuple)):
+            raise RPGInputError(f"{key}: expected a list, got {value!r}")
+        return [check_value(v, args[0], _key(key, i)) for i, v in enumerate(value)] if args else list(value)
+    if origin is dict or base is dict:
+        if not isinstance(value, dict):
+            raise RPGInputError(f"{key}: expected a mapping, got {value!r}")
+        return value
+    if base is bool:
+        if not isinstance(value, bool):
+            raise RPGInputError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
+            raise RPGInputError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RPGInputError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if base is str:
+        if not isinstance(value, str):
+            raise RPGInputError(f"{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, d: Any, where: str = ""):
+    """Build dataclass `cls` from a mapping: unknown keys and wrong types are errors naming `where.key`."""
+    if not isinstance(d, dict):
+        raise RPGInputError(f"{where or cls.__name__}: expected a mapping, got {type(d).__name__}")
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise RPGInputError(
+            f"{where + ': ' if where else ''}unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))} (known: {', '.join(names)})"
+        )
+    return cls(**{k: check_value(v, hints[k], _key(where, k)) for k, v in d.items()})
+
+
+def to_dict(obj: Any) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def _step(hint: Any, node: Any, part: str, path: str, here: str, where: str) -> tuple[Any, Any]:
+    """One path component: (the key or index into `node`, the declared type of what it reaches)."""
+    base = _split_optional(hint)[0]
+    if isinstance(node, list):
+        if not part.isdigit() or int(part) >= len(node):
+            raise RPGInputError(f"{where} {path}: {part!r} is not an index of the {len(node)}-item list {here}")
+        args = typing.get_args(base)
+        return int(part), (args[0] if args else Any)
+    if not isinstance(node, dict):
+        raise RPGInputError(f"{where} {path}: cannot descend into {here} (not a mapping or list)")
+    if dataclasses.is_dataclass(base):
+        hints = _hints(base)
+        if part not in hints:
+            raise RPGInputError(f"{where} {path}: unknown key {part!r} in {here} (known: {', '.join(hints)})")
+        return part, hints[part]
+    return part, Any  # free-form mapping: any key
+
+
+def apply_overrides(cls: type, d: dict, overrides: dict[str, Any], where: str = "--set") -> dict:
+    """Apply dotted-path overrides to `d` (a to_dict() of `cls`) in place and return it.
+
+    Text values are parsed against the declared type of the field they reach (see the module docstring)."""
+    for path, raw in overrides.items():
+        parts = path.split(".")
+        node: Any = d
+        hint: Any = cls
+        for i, part in enumerate(parts):
+            key, child = _step(hint, node, part, path, ".".join(parts[:i]) or "the config", where)
+            if i == len(parts) - 1:
+                node[key] = parse_text(raw, child, f"{where} {path}") if isinstance(raw, str) else raw
+                break
+            if isinstance(node, dict) and key not in node:
+                node[key] = {}  # a new key inside a free-form mapping (architecture.kwargs.x)
+            # a mapping field may declare the dataclass its contents follow (ZooConfig.dataset -> DatasetSpec)
+            base = _split_optional(hint)[0]
+            schemas = getattr(base, "__field_schemas__", {}) if dataclasses.is_dataclass(base) else {}
+            hint = schemas.get(key, child)
+            node = node[key]
+    return d
+
+
+def override(obj: Any, overrides: dict[str, Any], where: str = "--set"):
+    """A new dataclass instance of type(obj) with the overrides applied and everything re-validated."""
+    d = apply_overrides(type(obj), to_dict(obj), overrides, where)
+    return from_dict(type(obj), d, "")
