@@ -108,7 +108,7 @@ class DiffusionConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     beta_schedule: str = "linear"
-    diffusion_batch: int | None = 1024   # tokens per step for the denoiser loss (None = all tokens)
+    diffusion_batch: int | None = 1024   # tokens per step for the denoiser loss (None = all); per DDP rank, as official
     sampler: str = "ddpm"                # ddpm | ddim
     sampling_steps: int = 1000           # DDPM: 1000; DDIM: 60 (Large)
     ddim_eta: float = 0.05
