@@ -57,6 +57,8 @@ def _generate(args: argparse.Namespace) -> None:
     elif args.task:
         raise RPGInputError(f"--task: the generator in {args.run} has no task condition")
     perm = None
+    if args.permutation is not None and model.inputs.permutation is None:
+        raise RPGInputError(f"--permutation: the generator in {args.run} has no permutation state")
     if args.permutation is not None:
         if not 0 <= args.permutation < meta["num_permutations"]:
             raise RPGInputError(f"--permutation {args.permutation}: must be in 0..{meta['num_permutations'] - 1}")
@@ -70,8 +72,7 @@ def _generate(args: argparse.Namespace) -> None:
     write_generated(args.out, tok, tokens, meta, run=str(args.run), seed=args.seed,
                     sampler=args.sampler or model.cfg.diffusion.sampler, steps=args.steps,
                     precision="bf16" if bf16 else "fp32",
-                    permutation=perm, task=args.task)
-
+                    permutation=perm, task=None if task is None else [int(b) for b in args.task])
 
 
 if __name__ == "__main__":

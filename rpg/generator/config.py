@@ -28,15 +28,20 @@ class TokenizerConfig:
 
 @dataclass
 class ConditionConfig:
-    position: str = "2d"             # 2d (layer, token-in-layer) | 1d (flat index) | learnable (init 2d) | none
+    # auto: 2d for the layer/channel tokenizers, 1d for flatten (the official flatten ablation pairs the
+    # cross-layer tokens with the 1D sinusoid) | 2d (layer, token-in-layer) | 1d (flat index)
+    # | learnable (init 2d) | none
+    position: str = "auto"
     permutation: str = "learned"     # learned (code: nn.Embedding init 1/d_model) | onehot (paper: fixed) | none
-    task: str = "none"               # none | gated (code: task term on the last k tokens) | sequence (whole seq.)
+    # none | gated (code: task term on the last k tokens) | sequence (whole seq.). A task-conditioned model has
+    # no permutation state and no global bias (official ClassConditionMambaDiffusion): `permutation` is unused.
+    task: str = "none"
     task_dim: int = 10               # length of the task vector (10 binary CIFAR/F-MNIST class bits)
     task_hidden: int = 1024          # d_condition of the official task encoder
     task_tokens: int = 8             # k: positions that see the task in the gated form
 
     def validate(self) -> None:
-        _check_choice("condition.position", self.position, ("2d", "1d", "learnable", "none"))
+        _check_choice("condition.position", self.position, ("auto", "2d", "1d", "learnable", "none"))
         _check_choice("condition.permutation", self.permutation, ("learned", "onehot", "none"))
         _check_choice("condition.task", self.task, ("none", "gated", "sequence"))
         for k in ("task_dim", "task_hidden", "task_tokens"):
@@ -101,7 +106,7 @@ class DiffusionConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     beta_schedule: str = "linear"
-    diffusion_batch: int | None = 1024   # tokens per step for the denoiser loss (None = all tokens)
+    diffusion_batch: int | None = 1024   # tokens per step for the denoiser loss (None = all); per DDP rank, as official
     sampler: str = "ddpm"                # ddpm | ddim
     sampling_steps: int = 1000           # DDPM: 1000; DDIM: 60 (Large)
     ddim_eta: float = 0.05
@@ -130,6 +135,8 @@ class DiffusionConfig:
 @dataclass
 class TrainConfig:
     steps: int = 80000
+    # GLOBAL batch (checkpoints per optimizer step summed over all DDP ranks): each of W ranks draws
+    # batch_size / W, so the paper's 8 is 2 per GPU x 4 GPUs as in the official Large scripts
     batch_size: int = 8
     lr: float = 3e-5
     weight_decay: float = 0.0        # code: 0; paper Tab. 11: 1e-5
@@ -165,13 +172,21 @@ class RPGConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    @property
+    def position(self) -> str:
+        """The position embedding in effect: condition.position with `auto` resolved by the tokenizer."""
+        p = self.condition.position
+        if p == "auto":
+            return "1d" if self.tokenizer.strategy == "flatten" else "2d"
+        return p
+
     def validate(self) -> RPGConfig:
         for f in dataclasses.fields(self):
             getattr(self, f.name).validate()
-        if self.condition.position in ("2d", "learnable") and self.recurrent.d_model[0] % 4:
+        if self.position in ("2d", "learnable") and self.recurrent.d_model[0] % 4:
             raise RPGInputError(f"recurrent.d_model[0]={self.recurrent.d_model[0]}: the 2D sinusoidal position "
                                 "embedding needs a multiple of 4 (condition.position)")
-        if self.condition.position == "1d" and self.recurrent.d_model[0] % 2:
+        if self.position == "1d" and self.recurrent.d_model[0] % 2:
             raise RPGInputError("recurrent.d_model[0]: the 1D position embedding needs an even width")
         return self
 

@@ -1,8 +1,10 @@
 """Inputs of the recurrent model: position embeddings and conditions (paper §2.3; reference §2–3, §4.3).
 
 The recurrent model never sees parameter tokens. Its input for token j of layer i is
-    e = PE(i, j) + bias + S[perm] (+ task term),
-all of width d_model, *added* together (official code).
+    e = PE(i, j) + bias + S[perm]          (unconditional / permutation-conditioned models)
+    e = PE(i, j) + task term               (task-conditioned: no bias, no permutation state)
+all of width d_model, *added* together (official code: ClassConditionMambaDiffusion has neither the
+`to_condition` bias nor `to_permutation_state`).
 """
 
 from __future__ import annotations
@@ -46,24 +48,32 @@ class RecurrentInput(nn.Module):
     """Builds the (B, L, d_model) input sequence of the recurrent model from conditions."""
 
     def __init__(self, cfg: ConditionConfig, layer_ids: torch.Tensor, token_ids: torch.Tensor, d_model: int,
-                 num_permutations: int):
+                 num_permutations: int, position: str | None = None):
+        """`position`: the resolved embedding (RPGConfig.position); default cfg.position, `auto` = 2d."""
         super().__init__()
         self.cfg = cfg
         L = len(layer_ids)
-        if cfg.position in ("2d", "learnable"):
+        position = position or cfg.position
+        position = "2d" if position == "auto" else position
+        self.position = position
+        if position in ("2d", "learnable"):
             pe = sinusoid_2d(layer_ids, token_ids, d_model)
-        elif cfg.position == "1d":
+        elif position == "1d":
             pe = sinusoid_1d(L, d_model)
         else:
             pe = torch.zeros(L, d_model)
-        if cfg.position == "learnable":
+        if position == "learnable":
             self.pe = nn.Parameter(pe)        # "learnable" ablation: initialised from the 2D sinusoid
         else:
             self.register_buffer("pe", pe, persistent=False)  # fixed; rebuilt from the layout on load
-        # Official code: Linear(1, d_model) applied to a zero input == a learned global bias vector.
-        self.bias = nn.Parameter(torch.empty(d_model).uniform_(-1.0, 1.0))
+        conditioned = cfg.task != "none"
+        # Official code: Linear(1, d_model) applied to a zero input == a learned global bias vector; the task
+        # model has none.
+        self.bias = None if conditioned else nn.Parameter(torch.empty(d_model).uniform_(-1.0, 1.0))
         self.num_permutations = num_permutations
-        if cfg.permutation == "learned":
+        if conditioned:
+            self.permutation = None          # the task model uses no permutation state (train: None, sample: False)
+        elif cfg.permutation == "learned":
             # nn.Embedding(#ckpts, d_model) with every entry 1/d_model, trainable (official code).
             self.permutation = nn.Parameter(torch.full((num_permutations, d_model), 1.0 / d_model))
         elif cfg.permutation == "onehot":
@@ -91,7 +101,8 @@ class RecurrentInput(nn.Module):
     def forward(self, batch: int, permutation: torch.Tensor | None = None,
                 task: torch.Tensor | None = None) -> torch.Tensor:
         """permutation: (B,) long or None (adds nothing); task: (B, task_dim) or None -> (B, L, d_model)."""
-        e = (self.pe + self.bias)[None].expand(batch, -1, -1)           # (B, L, d_model)
+        e = self.pe if self.bias is None else self.pe + self.bias
+        e = e[None].expand(batch, -1, -1)                                # (B, L, d_model)
         if permutation is not None and self.permutation is not None:
             e = e + self.permutation[permutation][:, None, :]            # (B, 1, d_model) broadcast over L
         if self.cfg.task != "none":

@@ -1,6 +1,6 @@
 """RPG: recurrent prototypes + a token-wise conditional diffusion model (paper §2.3, Eq. 4–5).
 
-    e      = PE + bias + S[perm] (+ task)                 (B, L, d_model)    rpg.generator.embeddings
+    e      = PE + bias + S[perm]  or  PE + task           (B, L, d_model)    rpg.generator.embeddings
     P      = f(e)                                          (B, L, d_cond)     rpg.generator.recurrent
     L_diff = E || eps - eps_theta(K_t, t, P) ||^2 on a random subset of tokens    rpg.generator.denoiser
 
@@ -25,7 +25,8 @@ class RPG(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.num_tokens, self.token_size = len(layer_ids), cfg.tokenizer.token_size
-        self.inputs = RecurrentInput(cfg.condition, layer_ids, token_ids, cfg.recurrent.d_model[0], num_permutations)
+        self.inputs = RecurrentInput(cfg.condition, layer_ids, token_ids, cfg.recurrent.d_model[0], num_permutations,
+                                     position=cfg.position)
         self.recurrent = RecurrentModel(cfg.recurrent)
         self.denoiser = ConditionalUNet1D(cfg.denoiser, self.token_size, cfg.recurrent.d_model[-1])
         dc = cfg.diffusion

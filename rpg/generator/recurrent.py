@@ -4,8 +4,10 @@
   Mamba2 runs anywhere; the mamba_ssm kernel is used when it imports on CUDA (same parameter names).
 - ``lstm``: nn.LSTM, hidden = d_model, 2 layers (paper Tab. 5).
 - ``transformer``: pre-LN blocks with a real causal mask and scaled attention (the official ablation has
-  neither: its mask fill is 1e-8 and its scale is unused).
-- ``none``: a per-token gated MLP with no mixing between tokens ("- recurrent model", paper Tab. 4a).
+  neither: its mask fill is 1e-8 and its scale is unused). As in the official module, heads x head width
+  = d_model, so there is no output projection after attention (its `to_out` is Identity).
+- ``none``: a per-token gated MLP with no mixing between tokens ("- recurrent model", paper Tab. 4a); its
+  three Linears have no bias (official `model/gatemlp.py`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ class CausalBlock(nn.Module):
         super().__init__()
         self.n_heads = n_heads
         self.norm1 = nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d, bias=False)
-        self.out = nn.Linear(d, d)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)          # inner width = d: no output projection follows
         self.ff = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, ff_dim), nn.GELU(), nn.Linear(ff_dim, d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -31,15 +32,16 @@ class CausalBlock(nn.Module):
         q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.n_heads, d // self.n_heads).unbind(2)  # (B, L, H, hd)
         a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                            is_causal=True)                # (B, H, L, hd), scale 1/sqrt(hd)
-        x = x + self.out(a.transpose(1, 2).reshape(B, L, d))
+        x = x + a.transpose(1, 2).reshape(B, L, d)
         return x + self.ff(x)
 
 
 class GatedMLP(nn.Module):
     def __init__(self, d_in: int, d_out: int, expand: int = 2):
         super().__init__()
-        self.proj1, self.proj2 = nn.Linear(d_in, expand * d_in), nn.Linear(d_in, expand * d_in)
-        self.proj3 = nn.Linear(expand * d_in, d_out)
+        self.proj1 = nn.Linear(d_in, expand * d_in, bias=False)
+        self.proj2 = nn.Linear(d_in, expand * d_in, bias=False)
+        self.proj3 = nn.Linear(expand * d_in, d_out, bias=False)
         self.norm = nn.LayerNorm(d_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,8 @@ without warm-up, stepped on every rank; bf16 autocast on CUDA. Every `train.save
 continues from there. The finished generator is RUN_DIR/generator.safetensors (+ config.json,
 tokenizer.safetensors, meta.json), written last.
 
-Multi-GPU: `torchrun --nproc_per_node N -m rpg.generator.training ...` (DDP; each rank draws its own batches).
+Multi-GPU: `torchrun --nproc_per_node N -m rpg.cli.train ...` (DDP). `train.batch_size` is the global batch:
+each of the N ranks draws batch_size / N checkpoints per step (the paper's 8 = 2 per GPU x 4 GPUs).
 """
 
 from __future__ import annotations
@@ -99,6 +100,14 @@ def _autocast(enabled: bool, device: str):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
+def batch_per_rank(batch_size: int, world: int) -> int:
+    """`train.batch_size` is the global batch of one optimizer step: each DDP rank draws its share."""
+    if batch_size % world:
+        raise RPGInputError(f"train.batch_size={batch_size}: the global batch must be divisible by the "
+                            f"{world} DDP ranks (each rank draws batch_size / world_size checkpoints)")
+    return batch_size // world
+
+
 def _dist() -> tuple[int, int, int]:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch.distributed as dist
@@ -119,10 +128,11 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
     if world > 1 and device.startswith("cuda"):
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
+    tc = cfg.train
+    local_batch = batch_per_rank(tc.batch_size, world)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     zoo = Zoo(zoo_dir)
-    tc = cfg.train
     torch.manual_seed(tc.seed)
     tok, tokens = (tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir) if rank == 0
                    else (None, None))
@@ -143,7 +153,7 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
         if tasks.shape[1] != cfg.condition.task_dim:
             raise RPGInputError(f"{zoo.folder / 'manifest.json'}: task vectors have {tasks.shape[1]} entries, "
                                 f"condition.task_dim is {cfg.condition.task_dim}")
-    if cfg.condition.permutation == "onehot" and num_perm > cfg.recurrent.d_model[0]:
+    if cfg.condition.task == "none" and cfg.condition.permutation == "onehot" and num_perm > cfg.recurrent.d_model[0]:
         raise RPGInputError(f"condition.permutation=onehot: {num_perm} permutation states exceed "
                             f"recurrent.d_model[0]={cfg.recurrent.d_model[0]}")
     mask = tok.mask.to(device)
@@ -180,7 +190,8 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
             model, device_ids=[local_rank] if device.startswith("cuda") else None, find_unused_parameters=True)
     meta = {"num_permutations": num_perm, "permutations": zoo.permutations, "zoo": str(zoo.folder),
             "zoo_manifest": {k: v for k, v in zoo.manifest.items() if k != "checkpoints"},
-            "num_tokens": tok.num_tokens, "num_params": tok.num_params, "num_checkpoints": len(zoo.files)}
+            "num_tokens": tok.num_tokens, "num_params": tok.num_params, "num_checkpoints": len(zoo.files),
+            "world_size": world, "batch_per_rank": local_batch}
     if rank == 0:
         io.write_json(run_dir / "config.json", cfg.to_dict())
         io.write_json(run_dir / "meta.json", meta)
@@ -195,10 +206,10 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(tc.grad_accum):
-            idx = torch.randint(0, len(zoo.files), (tc.batch_size,), generator=g)
-            if isinstance(tokens, np.ndarray):   # memory-mapped: read rows in file order
-                idx = idx.sort().values
-                x0 = torch.from_numpy(tokens[idx.numpy()])
+            idx = torch.randint(0, len(zoo.files), (local_batch,), generator=g)
+            if isinstance(tokens, np.ndarray):   # memory-mapped: read each row once, in file order,
+                rows, inv = torch.unique(idx, return_inverse=True)   # then restore the drawn order
+                x0 = torch.from_numpy(tokens[rows.numpy()])[inv]
             else:
                 x0 = tokens[idx]
             x0 = x0.to(device, non_blocking=True)                                      # (B, L, d)
