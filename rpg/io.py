@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import re
 import tempfile
 import warnings
@@ -111,11 +112,13 @@ def load_state_dict(path: str | os.PathLike, check_finite: bool = True) -> dict[
 def refusal_reason(e: BaseException) -> str:
     """Why `torch.load(weights_only=True)` refused a file, in our own words: torch's message is many lines
     long, and cutting it short used to drop the one sentence that matters (the code-execution risk)."""
-    m = re.search(r"Unsupported global: ([^\s]*)", str(e))
-    if m:
-        return (f"it pickles a Python object ({m.group(1).rstrip('.,')}), not only tensors; loading it would let "
-                "the file run arbitrary code, so it is refused: save a plain state_dict or .safetensors")
-    return f"torch.load weights_only=True cannot read it: {type(e).__name__}, corrupt or not a torch file"
+    if isinstance(e, pickle.UnpicklingError):   # the safe unpickler met something beyond tensors and containers
+        m = re.search(r"Unsupported (global): (?:GLOBAL )?([^\s]+)|Unsupported (operand) (\d+)", str(e))
+        what = (f"unsupported {m.group(1) or m.group(3)} {(m.group(2) or m.group(4)).rstrip('.,')}" if m
+                else "not plain tensors")
+        return (f"the pickle holds more than plain tensors ({what}); unpickling it unrestricted could run "
+                "arbitrary code, so it is refused: save a plain state_dict or .safetensors")
+    return f"torch.load weights_only=True cannot read it ({type(e).__name__}): corrupt or not a torch file"
 
 
 def load_torch_file(path: str | os.PathLike) -> Any:
