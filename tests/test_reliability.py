@@ -374,11 +374,12 @@ def test_generate_read_only_out_fails_before_sampling(trained_run, tmp_path):
 def test_second_training_into_the_same_out_fails_cleanly(zoo, tmp_path):
     run = tmp_path / "run"
     args = ["train", "--checkpoints", zoo, "--out", run, "--preset", "tiny", "--device", "cpu", "--threads", "1",
-            "--quiet", *sets(**{"train.steps": "100000", "train.save_every": "1000"})]
+            "--quiet", *sets(**{"train.steps": "2000", "train.save_every": "1000"})]
     first = subprocess.Popen([sys.executable, "-m", "rpg", *map(str, args)], env=env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        while not (run / "run.json").exists() and first.poll() is None:   # written under the lock
+        # run.json is written under the lock; log.jsonl (after train.log_every steps) means training for sure
+        while not ((run / "run.json").exists() or (run / "log.jsonl").exists()) and first.poll() is None:
             time.sleep(0.05)
         assert first.poll() is None, first.stderr.read()
         second = cli(*args)
