@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import re
 import tempfile
 import warnings
@@ -36,9 +37,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the final file ordinary permissions
     try:
         yield Path(tmp)
+        # mkstemp creates 0600, and writers that replace the file (safetensors' save_file) create it anew:
+        # give the finished file ordinary permissions only now, just before the rename
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -92,11 +95,7 @@ def load_state_dict(path: str | os.PathLike, check_finite: bool = True) -> dict[
                 warnings.simplefilter("ignore")  # protocol notes from the safe unpickler are noise here
                 sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # UnpicklingError for non-weight pickles, RuntimeError for corrupt zips
-            msg = str(e)
-            m = re.search(r"(Unsupported global: [^\n]*?)(?:\s+was not|\n|$)", msg)
-            why = m.group(1) if m else (msg.strip().splitlines() or [type(e).__name__])[0][:200]
-            raise RPGInputError(f"{path}: not a plain-weights file (torch.load weights_only=True refused it: "
-                                f"{why})") from None
+            raise RPGInputError(f"{path}: not a plain-weights file ({refusal_reason(e)})") from None
     else:
         raise RPGInputError(f"{path}: unsupported weight file type (use {', '.join(WEIGHT_SUFFIXES)})")
     if not isinstance(sd, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
@@ -108,6 +107,44 @@ def load_state_dict(path: str | os.PathLike, check_finite: bool = True) -> dict[
             if v.is_floating_point() and not bool(torch.isfinite(v).all()):
                 raise RPGInputError(f"{path}: key {k!r} contains NaN or Inf")
     return sd
+
+
+def refusal_reason(e: BaseException) -> str:
+    """Why `torch.load(weights_only=True)` refused a file, in our own words: torch's message is many lines
+    long, and cutting it short used to drop the one sentence that matters (the code-execution risk)."""
+    if isinstance(e, pickle.UnpicklingError):   # the safe unpickler met something beyond tensors and containers
+        m = re.search(r"Unsupported (global): (?:GLOBAL )?([^\s]+)|Unsupported (operand) (\d+)", str(e))
+        what = (f"unsupported {m.group(1) or m.group(3)} {(m.group(2) or m.group(4)).rstrip('.,')}" if m
+                else "not plain tensors")
+        return (f"the pickle holds more than plain tensors ({what}); unpickling it unrestricted could run "
+                "arbitrary code, so it is refused: save a plain state_dict or .safetensors")
+    return f"torch.load weights_only=True cannot read it ({type(e).__name__}): corrupt or not a torch file"
+
+
+def load_torch_file(path: str | os.PathLike) -> Any:
+    """`torch.load(weights_only=True)` on the CPU; any failure is one line naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # protocol notes from the safe unpickler are noise here
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError for non-weight pickles, RuntimeError for corrupt zips
+        raise RPGInputError(f"{path}: not readable ({refusal_reason(e)})") from None
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out", swapped: bool = False) -> Path:
+    """Fail early (before any long computation) when `path` cannot become a folder we write into.
+    `swapped`: the folder is written elsewhere and renamed into place, so its parent must be writable too."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RPGInputError(f"{flag} {path}: exists and is not a folder")
+    probe = path if path.is_dir() else next((p for p in path.parents if p.exists()), Path("."))
+    if not probe.is_dir():
+        raise RPGInputError(f"{flag} {path}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RPGInputError(f"{flag} {path}: {probe} is not writable")
+    if swapped and path.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):
+        raise RPGInputError(f"{flag} {path}: {path.parent} is not writable (outputs are swapped in there)")
+    return path
 
 
 def list_weight_files(folder: str | os.PathLike) -> list[Path]:

@@ -13,14 +13,44 @@ from rpg.errors import RPGInputError
 
 def run(main_fn: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
         argv: list[str] | None) -> int:
-    """Parse `argv`, run `main_fn`; bad input becomes one `error:` line and exit status 2."""
-    args = parser.parse_args(argv)
+    """Parse `argv`, run `main_fn`; bad input becomes one `error:` line and exit status 2 (argparse's own
+    errors too: one line, without the usage block, so a log shows the fault and not a wall of options)."""
+    def one_line_error(message: str):
+        print(f"error: {parser.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+    parser.error = one_line_error
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
     try:
         main_fn(args)
     except RPGInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """argparse `type=` for an integer in lo..hi: argparse turns the ArgumentTypeError into one usage line
+    naming the option, at parse time (before a run folder is read or a model sampled)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+            raise argparse.ArgumentTypeError(f"{text}: must be {bound}")
+        return value
+    parse.__name__ = "integer"   # argparse names the type in its messages
+    return parse
+
+
+def seed_arg(text: str) -> int:
+    """--seed: 0 <= seed < 2**63 (torch generators take 64-bit seeds)."""
+    from rpg.generator.config import MAX_SEED
+    return int_in(0, MAX_SEED - 1)(text)
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, str]:
@@ -86,7 +116,7 @@ def set_threads(threads: int | None) -> int:
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--threads", type=int, default=None,
+        "--threads", type=int_in(1), default=None,
         help="torch CPU threads (default: the machine's idle cores, measured over 0.3 s, at least 1: every "
         "core on an otherwise idle machine, fewer on a busy one so OpenMP does not oversubscribe it)")
 

@@ -6,10 +6,11 @@ import argparse
 
 import torch
 
-from rpg.cli.common import add_threads_arg, resolve_device, set_threads, use_bf16
+from rpg import io
+from rpg.cli.common import add_threads_arg, int_in, resolve_device, seed_arg, set_threads, use_bf16
 from rpg.cli.common import run as run_cli
 from rpg.errors import RPGInputError
-from rpg.generator.sampling import load_run, sample_tokens, write_generated
+from rpg.generator.sampling import load_run, resolve_sampling, sample_tokens, write_generated
 
 
 def parse_task(bits: str, dim: int) -> torch.Tensor:
@@ -22,15 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="rpg generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="run folder written by `rpg train` (holds generator.safetensors)")
-    p.add_argument("--num", type=int, default=10, help="how many models to generate (default 10, as the paper)")
+    p.add_argument("--num", type=int_in(1), default=10, help="how many models to generate (default 10, as the paper)")
     p.add_argument("--out", required=True, help="output folder: generated_000.safetensors ... + manifest.json")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical weights on CPU")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="random seed in 0..2**63-1; the same seed gives identical weights on CPU")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], help="default: the run's config (Tiny-Base DDPM, Large DDIM)")
-    p.add_argument("--steps", type=int, help="sampling steps (DDPM: 1000; DDIM: e.g. 60)")
+    p.add_argument("--steps", type=int_in(1), help="sampling steps, 1..diffusion.num_train_timesteps (DDPM runs all "
+                   "of them, 1000; DDIM: e.g. 60)")
     p.add_argument("--mode", choices=["sequential", "partial", "full"],
                    help="tokens denoised at once: 1, --chunk-size (paper default 256), or all")
-    p.add_argument("--chunk-size", type=int, help="tokens per chunk in partial mode")
-    p.add_argument("--permutation", type=int,
+    p.add_argument("--chunk-size", type=int_in(1), help="tokens per chunk in partial mode (>= 1)")
+    p.add_argument("--permutation", type=int_in(0),
                    help="use this permutation state for every model (default: uniform random per model)")
     p.add_argument("--task", help="task vector as a 0/1 string (task-conditioned generators only), e.g. 0111110110")
     p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda[:N]")
@@ -45,9 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 def _generate(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     device = resolve_device(args.device)
-    if args.num < 1:
-        raise RPGInputError(f"--num {args.num}: must be >= 1")
+    io.check_output_dir(args.out, swapped=True)        # before sampling, which may take long
     model, tok, meta = load_run(args.run, device)
+    # what will actually run (run defaults filled in, the rest checked against this run's config)
+    plan = resolve_sampling(model.cfg, args.sampler, args.steps, args.mode, args.chunk_size)
     bf16 = use_bf16(args.precision, device)
     task = None
     if model.cfg.condition.task != "none":
@@ -66,14 +70,11 @@ def _generate(args: argparse.Namespace) -> None:
     g = torch.Generator().manual_seed(args.seed)
     if perm is None and model.inputs.permutation is not None and task is None:
         perm = torch.randint(0, meta["num_permutations"], (args.num,), generator=g)
-    tokens = sample_tokens(model, args.num, sampler=args.sampler, steps=args.steps, mode=args.mode,
-                           chunk_size=args.chunk_size, permutation=perm, task=task, generator=g, device=device,
+    tokens = sample_tokens(model, args.num, **plan, permutation=perm, task=task, generator=g, device=device,
                            autocast=bf16, progress=True)
-    write_generated(args.out, tok, tokens, meta, run=str(args.run), seed=args.seed,
-                    sampler=args.sampler or model.cfg.diffusion.sampler, steps=args.steps,
+    write_generated(args.out, tok, tokens, meta, run=str(args.run), seed=args.seed, **plan,
                     precision="bf16" if bf16 else "fp32",
                     permutation=perm, task=None if task is None else [int(b) for b in args.task])
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from rpg import io
-from rpg.cli.common import add_threads_arg, parse_overrides, resolve_device, set_threads
+from rpg.cli.common import add_threads_arg, int_in, parse_overrides, resolve_device, set_threads
 from rpg.cli.common import run as run_cli
 from rpg.errors import RPGInputError
 from rpg.generator.config import PRESETS, RPGConfig, preset_config
@@ -28,24 +28,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoints", required=True,
                    help="folder of state_dicts (*.safetensors, or *.pt/*.pth loaded with weights_only=True), "
                         "used in sorted name order; an optional manifest.json gives permutation ids and tasks")
-    p.add_argument("--out", required=True, help="run folder; rerunning the same command resumes from it")
+    p.add_argument("--out", required=True,
+                   help="run folder; rerunning the same command resumes an unfinished run of the same config and "
+                        "zoo (a finished one is trained again); one training at a time per folder")
     p.add_argument("--preset", default="mini", choices=sorted(PRESETS),
                    help="size preset (paper Tab. 12: tiny/small/base/large; mini: CPU preset). Default mini")
     p.add_argument("--config", help="a full config JSON (e.g. a run's config.json) instead of a preset")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", default=[],
                    help="override a config value, e.g. --set train.steps=2000 --set recurrent.kind=lstm")
     p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda[:N]")
-    p.add_argument("--eval-every", type=int, default=None,
+    p.add_argument("--eval-every", type=int_in(0), default=None,
                    help="every N steps generate 2 models and test them (needs an evaluable zoo manifest)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--restart-on-change", action="store_true",
-                   help="if --out holds a run saved with another config, start over instead of failing "
+                   help="if --out holds a run saved with another config or zoo, start over instead of failing "
                         "(the workflow passes it: Snakemake reruns training when its settings change)")
     add_threads_arg(p)
     return run_cli(_train_cli, p, argv)
 
 
 def _train_cli(args: argparse.Namespace) -> None:
+    io.check_output_dir(args.out)
     set_threads(args.threads)
     overrides = parse_overrides(args.set)
     if args.eval_every is not None:

@@ -130,6 +130,14 @@ class DiffusionConfig:
                                 f"{self.num_train_timesteps} steps; use diffusion.sampler=ddim for fewer")
         if self.sampling_steps > self.num_train_timesteps:
             raise RPGInputError("diffusion.sampling_steps: larger than diffusion.num_train_timesteps")
+        if not self.ddim_eta >= 0:   # also rejects NaN
+            raise RPGInputError(f"diffusion.ddim_eta={self.ddim_eta}: must be >= 0 (0 = deterministic DDIM)")
+        if not 0 <= self.ddim_offset < self.num_train_timesteps:
+            raise RPGInputError(f"diffusion.ddim_offset={self.ddim_offset}: must be in "
+                                f"0..{self.num_train_timesteps - 1}")
+
+
+MAX_SEED = 2 ** 63   # seeds are 0 <= seed < 2**63 (torch generators take 64 bits; a DDP rank is added)
 
 
 @dataclass
@@ -161,6 +169,8 @@ class TrainConfig:
             raise RPGInputError("train.lr: must be > 0")
         if self.eval_every < 0 or self.warmup_steps < 0 or self.weight_decay < 0:
             raise RPGInputError("train.eval_every/warmup_steps/weight_decay: must be >= 0")
+        if not 0 <= self.seed < MAX_SEED:   # torch generators take 64-bit seeds; each DDP rank adds its rank
+            raise RPGInputError(f"train.seed={self.seed}: must be in 0..{MAX_SEED - 1}")
 
 
 @dataclass

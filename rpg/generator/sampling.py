@@ -25,6 +25,30 @@ from rpg.generator.schedulers import make_scheduler
 from rpg.generator.tokenizer import ParamTokenizer
 
 
+def resolve_sampling(cfg, sampler: str | None = None, steps: int | None = None, mode: str | None = None,
+                     chunk_size: int | None = None) -> dict:
+    """What a sampling call will actually run: None falls back to the run's diffusion config, anything
+    given is checked (0 is a value, never "default"). The generated manifest records this dict."""
+    dc = cfg.diffusion
+    sampler = dc.sampler if sampler is None else sampler
+    mode = dc.mode if mode is None else mode
+    chunk_size = dc.chunk_size if chunk_size is None else chunk_size
+    if steps is None:
+        steps = dc.sampling_steps if sampler == dc.sampler else (dc.num_train_timesteps if sampler == "ddpm" else 60)
+    if sampler not in ("ddpm", "ddim"):
+        raise RPGInputError(f"--sampler {sampler!r}: expected ddpm or ddim")
+    if mode not in ("sequential", "partial", "full"):
+        raise RPGInputError(f"--mode {mode!r}: expected sequential, partial or full")
+    if not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise RPGInputError(f"--chunk-size {chunk_size}: must be an integer >= 1")
+    T = dc.num_train_timesteps
+    if not (isinstance(steps, int) and 1 <= steps <= T):
+        raise RPGInputError(f"--steps {steps}: must be in 1..{T} (diffusion.num_train_timesteps of this run)")
+    if sampler == "ddpm" and steps != T:
+        raise RPGInputError(f"--steps {steps}: the DDPM sampler runs all {T} steps; use --sampler ddim for fewer")
+    return {"sampler": sampler, "steps": steps, "mode": mode, "chunk_size": chunk_size}
+
+
 @torch.no_grad()
 def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: int | None = None,
                   mode: str | None = None, chunk_size: int | None = None,
@@ -33,10 +57,9 @@ def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: in
                   autocast: bool = False, progress: bool = False) -> torch.Tensor:
     """Sample `num` token sequences, (num, L, d). Defaults come from the model's diffusion config."""
     dc = model.cfg.diffusion
-    sampler, mode = sampler or dc.sampler, mode or dc.mode
-    chunk_size = chunk_size or dc.chunk_size
-    if steps is None:
-        steps = dc.sampling_steps if sampler == dc.sampler else (dc.num_train_timesteps if sampler == "ddpm" else 60)
+    sampler, steps, mode, chunk_size = resolve_sampling(model.cfg, sampler, steps, mode, chunk_size).values()
+    if num < 1:
+        raise RPGInputError(f"--num {num}: must be >= 1")
     scheduler = make_scheduler(sampler, dc.num_train_timesteps, dc.beta_start, dc.beta_end, dc.beta_schedule,
                                steps=steps, eta=dc.ddim_eta, offset=dc.ddim_offset)
     model.eval()
@@ -77,12 +100,29 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[RPG, ParamTokeni
     if not weights.is_file():
         raise RPGInputError(f"{weights}: not found (is {run_dir} a finished `rpg train` run?)")
     cfg = RPGConfig.from_dict(io.read_json(run_dir / "config.json"), where=str(run_dir / "config.json"))
-    meta = io.read_json(run_dir / "meta.json")
+    meta = read_meta(run_dir / "meta.json")
     tok = ParamTokenizer.load(run_dir / "tokenizer.safetensors")
     model = RPG(cfg, tok.layer_ids, tok.token_ids, meta["num_permutations"])
     sd = io.load_state_dict(weights)
     model.load_state_dict(sd, strict=True)
     return model.to(device).eval(), tok, meta
+
+
+def read_meta(path: Path) -> dict:
+    """A run's meta.json, with the entries generation relies on checked: a missing or absurd entry is one
+    line naming the file and the key (not a KeyError, and not a 1 PB embedding table)."""
+    meta = io.read_json(path)
+    if not isinstance(meta, dict):
+        raise RPGInputError(f"{path}: expected a JSON object")
+    for key in ("num_checkpoints", "num_permutations"):
+        if key not in meta:
+            raise RPGInputError(f"{path}: key {key!r} is missing (rerun `rpg train` to rewrite it)")
+        if not (isinstance(meta[key], int) and not isinstance(meta[key], bool) and meta[key] >= 1):
+            raise RPGInputError(f"{path}: key {key!r} must be an integer >= 1, got {meta[key]!r}")
+    if meta["num_permutations"] > meta["num_checkpoints"]:   # one permutation state needs >= 1 checkpoint
+        raise RPGInputError(f"{path}: key 'num_permutations'={meta['num_permutations']} exceeds "
+                            f"num_checkpoints={meta['num_checkpoints']}")
+    return meta
 
 
 def write_generated(out: str | Path, tok: ParamTokenizer, tokens: torch.Tensor, meta: dict, **info) -> list[Path]:

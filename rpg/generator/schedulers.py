@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from rpg.errors import RPGInputError
+
 
 @dataclass
 class SchedulerOutput:
@@ -33,8 +35,15 @@ class SchedulerConfig:
 class _Base:
     def __init__(self, num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
                  beta_schedule: str = "linear"):
+        # RPGInputError (a ValueError): a bad setting reaches the user as one line naming the config key
         if beta_schedule != "linear":
-            raise ValueError(f"beta_schedule={beta_schedule!r}: only 'linear' (the paper's) is implemented")
+            raise RPGInputError(f"diffusion.beta_schedule={beta_schedule!r}: only 'linear' (the paper's) is "
+                                "implemented")
+        if not (isinstance(num_train_timesteps, int) and num_train_timesteps >= 1):
+            raise RPGInputError(f"diffusion.num_train_timesteps={num_train_timesteps!r}: must be an integer >= 1")
+        if not 0 < beta_start < beta_end < 1:
+            raise RPGInputError(f"diffusion.beta_start={beta_start}, beta_end={beta_end}: need "
+                                "0 < beta_start < beta_end < 1")
         self.config = SchedulerConfig(num_train_timesteps, beta_start, beta_end, beta_schedule)
         # float64 tables, cast on use: keeps sqrt(1 - alpha_bar) accurate near t = 0
         self.betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
@@ -63,7 +72,8 @@ class DDPMScheduler(_Base):
     def set_timesteps(self, num_inference_steps: int | None = None) -> None:
         n = self.config.num_train_timesteps
         if num_inference_steps not in (None, n):
-            raise ValueError(f"DDPM runs all {n} steps (num_inference_steps={num_inference_steps}); use DDIM")
+            raise RPGInputError(f"--steps {num_inference_steps}: the DDPM sampler runs all {n} steps "
+                                "(diffusion.num_train_timesteps); use --sampler ddim for fewer")
         self.timesteps = torch.arange(n - 1, -1, -1)
 
     def step(self, model_output: torch.Tensor, timestep: int, sample: torch.Tensor,
@@ -86,6 +96,10 @@ class DDPMScheduler(_Base):
 class DDIMScheduler(_Base):
     def __init__(self, *args, eta: float = 0.05, offset: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
+        if not eta >= 0:   # also rejects NaN
+            raise RPGInputError(f"diffusion.ddim_eta={eta}: must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like)")
+        if not 0 <= offset < self.config.num_train_timesteps:
+            raise RPGInputError(f"diffusion.ddim_offset={offset}: must be in 0..{self.config.num_train_timesteps - 1}")
         self.eta, self.offset = eta, offset
         self.set_timesteps(60)
 
@@ -96,8 +110,9 @@ class DDIMScheduler(_Base):
         """Official grid: arange(0, T, T // K) + offset, first K entries, run from the top down; the previous
         point of the lowest entry is t = 0 (so the last step lands on alpha_bar[0], a reference quirk)."""
         n = self.config.num_train_timesteps
-        if not 0 < num_inference_steps <= n:
-            raise ValueError(f"num_inference_steps must be in 1..{n}, got {num_inference_steps}")
+        if not (isinstance(num_inference_steps, int) and 0 < num_inference_steps <= n):
+            raise RPGInputError(f"--steps {num_inference_steps}: the DDIM sampler takes 1..{n} steps "
+                                "(diffusion.num_train_timesteps)")
         grid = (torch.arange(0, n, n // num_inference_steps) + self.offset)[:num_inference_steps]
         grid = grid.clamp(max=n - 1)
         self.num_inference_steps = num_inference_steps
@@ -139,4 +154,4 @@ def make_scheduler(sampler: str, num_train_timesteps: int = 1000, beta_start: fl
         s = DDIMScheduler(**base, eta=eta, offset=offset)
         s.set_timesteps(steps or 60)
         return s
-    raise ValueError(f"unknown sampler {sampler!r} (ddpm | ddim)")
+    raise RPGInputError(f"--sampler {sampler!r}: unknown sampler (ddpm | ddim)")

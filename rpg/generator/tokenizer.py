@@ -157,11 +157,18 @@ class ParamTokenizer:
                 pre = 0.0
                 if "running_var" in k:
                     pre = 0.95 * float(x.mean())
+                    if not pre > 0:   # all-zero variances: log(v / pre) is 0/0 and every loss would be NaN
+                        raise RPGInputError(f"{name}: key {k!r} is a BatchNorm running_var with mean {x.mean():.3g}; "
+                                            "it cannot be normalised (log(v / 0.95 mean(v))): were BN statistics "
+                                            "ever updated?")
                     x = torch.log(x / pre + 0.05)
+                stats = (float(x.mean()), float(x.std()), pre)
+                if not all(math.isfinite(a) for a in stats):
+                    raise RPGInputError(f"{name}: key {k!r} gives non-finite normalisation statistics "
+                                        f"(mean, std = {stats[0]:.3g}, {stats[1]:.3g})")
                 acc = sums.setdefault(k, [0.0, 0.0, 0.0])
-                acc[0] += float(x.mean())
-                acc[1] += float(x.std())
-                acc[2] += pre
+                for j, a in enumerate(stats):
+                    acc[j] += a
             n += 1
         if ref is None:
             raise RPGInputError("no checkpoints to fit the tokenizer on")
@@ -169,6 +176,8 @@ class ParamTokenizer:
         for k, v in ref.items():
             if is_generated(k, v):
                 m, s, p = (a / n for a in sums[k])
+                if not (math.isfinite(m) and math.isfinite(p)):   # finite per checkpoint, overflowing in the sum
+                    raise RPGInputError(f"{ref_name}: key {k!r}: the zoo average of its statistics is not finite")
                 if not math.isfinite(s) or s < _STD_FLOOR:
                     s = 1.0
                 kind = LOGVAR if "running_var" in k else NORMAL
@@ -255,13 +264,34 @@ class ParamTokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> ParamTokenizer:
+        """Read a saved tokenizer; a corrupt or foreign file is one line naming it (and the missing entry)."""
         from safetensors import safe_open
-        with safe_open(str(path), "pt") as f:
-            return cls.from_state_dict({k: f.get_tensor(k) for k in f.keys()}, f.metadata())
+        if not Path(path).is_file():
+            raise RPGInputError(f"{path}: tokenizer file not found")
+        try:
+            with safe_open(str(path), "pt") as f:
+                tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+        except Exception as e:  # safetensors raises its own error types for corrupt headers
+            raise RPGInputError(f"{path}: not a readable safetensors file ({type(e).__name__})") from None
+        if "rpg_tokenizer" not in metadata or "stats" not in tensors:
+            raise RPGInputError(f"{path}: not an RPG tokenizer (no 'rpg_tokenizer' metadata / 'stats' tensor)")
+        try:
+            return cls.from_state_dict(tensors, metadata)
+        except RPGInputError as e:
+            raise RPGInputError(f"{path}: {e}") from None
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+            raise RPGInputError(f"{path}: corrupt tokenizer ({type(e).__name__}: {e})") from None
 
 
 def check_compatible(ref_name: str, ref: dict[str, torch.Tensor], name: str, sd: dict[str, torch.Tensor]) -> None:
-    """All checkpoints of a zoo must have the same keys, shapes and dtypes; the error names file and key."""
+    """All checkpoints of a zoo must have the same keys, shapes and dtypes; the error names file and key.
+    A shape or dtype mismatch is reported before a key-order difference: it is the more telling fault."""
+    for k, v in sd.items():
+        if k in ref and v.shape != ref[k].shape:
+            raise RPGInputError(f"{name}: key {k!r} has shape {tuple(v.shape)}, "
+                                f"but {tuple(ref[k].shape)} in {ref_name}")
+        if k in ref and v.dtype != ref[k].dtype:
+            raise RPGInputError(f"{name}: key {k!r} has dtype {v.dtype}, but {ref[k].dtype} in {ref_name}")
     if list(sd) != list(ref):
         missing = [k for k in ref if k not in sd]
         extra = [k for k in sd if k not in ref]
@@ -270,9 +300,3 @@ def check_compatible(ref_name: str, ref: dict[str, torch.Tensor], name: str, sd:
         if extra:
             raise RPGInputError(f"{name}: unexpected key {extra[0]!r} (not in {ref_name})")
         raise RPGInputError(f"{name}: keys are in a different order than in {ref_name}")
-    for k, v in sd.items():
-        if v.shape != ref[k].shape:
-            raise RPGInputError(f"{name}: key {k!r} has shape {tuple(v.shape)}, "
-                                f"but {tuple(ref[k].shape)} in {ref_name}")
-        if v.dtype != ref[k].dtype:
-            raise RPGInputError(f"{name}: key {k!r} has dtype {v.dtype}, but {ref[k].dtype} in {ref_name}")

@@ -16,7 +16,10 @@ each of the N ranks draws batch_size / N checkpoints per step (the paper's 8 = 2
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -34,6 +37,9 @@ from rpg.generator.model import RPG
 from rpg.generator.tokenizer import ParamTokenizer
 
 _IN_MEMORY_BYTES = 2 << 30  # token arrays up to 2 GiB are read into RAM, larger ones stay memory-mapped
+_FINGERPRINT_HEAD = 1 << 20  # bytes of each checkpoint hashed into the zoo fingerprint
+STATE_FORMAT = "rpg-train-state/2"   # train_state.pt: {format, step, config, zoo_fingerprint, threads, ...}
+RUN_FORMAT = "rpg-run/1"             # run.json: {format, method, zoo, zoo_fingerprint}
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -50,23 +56,39 @@ class Zoo:
         for i, f in enumerate(self.files):
             e = entries.get(f.name, {})
             perm = e.get("permutation", i)
-            if not isinstance(perm, int) or perm < 0:
-                raise RPGInputError(f"{man_path}: checkpoints[{f.name}].permutation must be an integer >= 0")
+            # a permutation state is one training run with >= 1 checkpoint, so ids are < the checkpoint count;
+            # the bound also keeps a corrupt id from sizing the embedding table (1e15 ids: a 1 PB allocation)
+            if not isinstance(perm, int) or isinstance(perm, bool) or not 0 <= perm < len(self.files):
+                raise RPGInputError(f"{man_path}: checkpoints[{f.name}].permutation={perm!r}: must be an integer "
+                                    f"in 0..{len(self.files) - 1} (below the number of checkpoints)")
             self.permutations.append(perm)
             self.tasks.append(e.get("task"))
 
-    def fingerprint(self) -> list:
-        return [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in self.files]
+    def fingerprint(self) -> str:
+        """Identity of the zoo's content: sha256 over manifest.json and, per weight file, its name, size,
+        mtime (ns) and first `_FINGERPRINT_HEAD` bytes (the safetensors header: names, shapes, dtypes, and
+        the first values). Reading every byte of a large zoo would cost minutes; a re-collected zoo changes
+        mtimes and leading values, an edited one at least its mtime."""
+        h = hashlib.sha256()
+        man = self.folder / "manifest.json"
+        h.update(man.read_bytes() if man.is_file() else b"")
+        for f in self.files:
+            st = f.stat()
+            h.update(f"\0{f.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(_FINGERPRINT_HEAD))
+        return "sha256:" + h.hexdigest()
 
     def state_dicts(self):
         for f in self.files:
             yield str(f), io.load_state_dict(f)
 
 
-def tokenize_zoo(zoo: Zoo, token_size: int, strategy: str, run_dir: Path) -> tuple[ParamTokenizer, np.ndarray]:
+def tokenize_zoo(zoo: Zoo, token_size: int, strategy: str, run_dir: Path,
+                 fingerprint: str | None = None) -> tuple[ParamTokenizer, np.ndarray]:
     """Fit the per-layer statistics, tokenize every checkpoint once, write tokenizer + tokens.npy (cached)."""
     tok_path, arr_path, fp_path = run_dir / "tokenizer.safetensors", run_dir / "tokens.npy", run_dir / "zoo.json"
-    fp = {"fingerprint": zoo.fingerprint(), "token_size": token_size, "strategy": strategy}
+    fp = {"fingerprint": fingerprint or zoo.fingerprint(), "token_size": token_size, "strategy": strategy}
     if tok_path.is_file() and arr_path.is_file() and fp_path.is_file() and io.read_json(fp_path) == fp:
         return ParamTokenizer.load(tok_path), np.load(arr_path, mmap_mode="r")
     # keep loaded checkpoints for the second pass when they are small; otherwise load each twice
@@ -122,24 +144,99 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
           eval_fn: Callable[[list[dict]], dict] | None = None, eval_num: int = 2,
           max_steps: int | None = None, quiet: bool = False, restart_on_change: bool = False) -> Path:
     """Train (or resume) a generator. `eval_fn(state_dicts) -> metrics` is the periodic evaluation hook.
-    `max_steps` stops early (for tests of resumption) without writing the final generator. A run folder
-    whose saved state has another config is an error, or with `restart_on_change` is started over."""
+    `max_steps` stops early (for tests of resumption) without writing the final generator.
+
+    Only an unfinished run of the same config on the same zoo (fingerprint) is resumed. A finished run is
+    trained again from step 0; a saved state of another config, zoo or state format is an error, or with
+    `restart_on_change` is started over. One training at a time per run folder (RUN/.lock)."""
     rank, world, local_rank = _dist()
     if world > 1 and device.startswith("cuda"):
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
-    tc = cfg.train
-    local_batch = batch_per_rank(tc.batch_size, world)
+    batch_per_rank(cfg.train.batch_size, world)   # a bad global batch fails before anything is written
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with _run_lock(run_dir, enabled=rank == 0):
+        return _train(cfg, zoo_dir, run_dir, device, eval_fn, eval_num, max_steps, quiet, restart_on_change,
+                      rank, world, local_rank)
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path, enabled: bool = True):
+    """Exclusive, non-blocking flock on RUN/.lock: a second training into the same folder fails at once
+    (it would otherwise race on the state's temp file). The kernel drops the lock if the process dies."""
+    if not enabled:
+        yield
+        return
+    f = open(run_dir / ".lock", "a")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RPGInputError(f"{run_dir}: another `rpg train` is writing this run folder (it holds "
+                                f"{run_dir / '.lock'}); wait for it to finish or use another --out") from None
+        yield
+    finally:
+        f.close()   # closing the file releases the lock
+
+
+_STATE_KEYS = ("step", "config", "zoo_fingerprint", "model", "optimizer", "scheduler", "rng")
+
+
+def _resumable_state(path: Path, cfg: RPGConfig, fingerprint: str, zoo_dir: Path, restart_on_change: bool,
+                     say: Callable[[str], None]) -> dict | None:
+    """The saved state to resume from, or None to start from step 0 (see `train`)."""
+    if not path.is_file():
+        return None
+    st = io.load_torch_file(path)
+    if not isinstance(st, dict):
+        raise RPGInputError(f"{path}: not a training state (a {type(st).__name__}); delete it to start over")
+    if st.get("format") != STATE_FORMAT:
+        why = f"was written in another state format ({st.get('format')!r}; this version writes {STATE_FORMAT!r})"
+    else:
+        missing = [k for k in _STATE_KEYS if k not in st]
+        if missing:
+            raise RPGInputError(f"{path}: key {missing[0]!r} is missing from this {STATE_FORMAT} state; "
+                                "delete it to start over")
+        if st["config"] != cfg.to_dict():
+            why = "was written with a different config"
+        elif st["zoo_fingerprint"] != fingerprint:
+            why = f"was trained on other contents of the zoo {zoo_dir} (its fingerprint changed)"
+        elif not isinstance(st["step"], int) or st["step"] >= cfg.train.steps:
+            say(f"{path}: the saved run is finished (step {st['step']} of {cfg.train.steps}); training again "
+                "from step 0")
+            return None
+        else:
+            return st
+    if not restart_on_change:
+        raise RPGInputError(f"{path}: {why}; use a new --out, delete it, or pass --restart-on-change")
+    say(f"{path}: {why}; starting over")
+    return None
+
+
+def _train(cfg: RPGConfig, zoo_dir, run_dir: Path, device: str, eval_fn, eval_num: int, max_steps: int | None,
+           quiet: bool, restart_on_change: bool, rank: int, world: int, local_rank: int) -> Path:
     zoo = Zoo(zoo_dir)
+    tc = cfg.train
+    local_batch = batch_per_rank(tc.batch_size, world)   # checked in train() already
+    fingerprint = zoo.fingerprint()
+    state_path = run_dir / "train_state.pt"
+    # decided before tokenizing: a run that cannot resume must not get a new tokenizer beside its old model
+    st = _resumable_state(state_path, cfg, fingerprint, zoo.folder, restart_on_change,
+                          say=print if rank == 0 else lambda _: None)
+    if st is None and rank == 0:
+        for stale in ("train_state.pt", "log.jsonl", "generator.safetensors"):
+            (run_dir / stale).unlink(missing_ok=True)
+    if rank == 0:
+        io.write_json(run_dir / "run.json", {"format": RUN_FORMAT, "method": "rpg", "zoo": str(zoo.folder),
+                                             "zoo_fingerprint": fingerprint})
     torch.manual_seed(tc.seed)
-    tok, tokens = (tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir) if rank == 0
-                   else (None, None))
+    tok, tokens = (tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir, fingerprint)
+                   if rank == 0 else (None, None))
     if world > 1:
         torch.distributed.barrier()
         if rank:
-            tok, tokens = tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir)
+            tok, tokens = tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir, fingerprint)
     if tokens.nbytes <= _IN_MEMORY_BYTES:
         tokens = torch.from_numpy(np.array(tokens))                  # (N, L, d) copied into RAM
     num_perm = max(zoo.permutations) + 1
@@ -164,26 +261,22 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
         1.0, tc.schedule, tc.warmup_steps, span=max(1, tc.steps - tc.warmup_steps)))
     g = torch.Generator().manual_seed(tc.seed + rank)   # batches and diffusion noise; saved for resumption
     step = 0
-    state_path = run_dir / "train_state.pt"
-    st = torch.load(state_path, map_location="cpu", weights_only=True) if state_path.is_file() else None
+    threads = torch.get_num_threads()   # CPU results are bit-reproducible only at the same count
     if st is not None:
-        if st["config"] != cfg.to_dict():
-            if not restart_on_change:
-                raise RPGInputError(f"{state_path}: was written with a different config; use a new --out, "
-                                    "delete it, or pass --restart-on-change")
-            if rank == 0:
-                print(f"{state_path}: saved with another config; starting over")
-                for stale in ("train_state.pt", "log.jsonl", "generator.safetensors"):
-                    (run_dir / stale).unlink(missing_ok=True)
-            st = None
-    if st is not None:
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        g.set_state(st["rng"])
+        try:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            sched.load_state_dict(st["scheduler"])
+            g.set_state(st["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise RPGInputError(f"{state_path}: does not fit this run's model/optimizer ({type(e).__name__}); "
+                                "delete it to start over") from None
         step = st["step"]
         if not quiet and rank == 0:
             print(f"resuming {run_dir} from step {step}")
+        if rank == 0 and st.get("threads") not in (None, threads):
+            print(f"note: {state_path} was trained with {st['threads']} threads, this process uses {threads}: "
+                  "the result will not be bit-identical to an uninterrupted run")
     ddp_model = model
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -191,7 +284,8 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
     meta = {"num_permutations": num_perm, "permutations": zoo.permutations, "zoo": str(zoo.folder),
             "zoo_manifest": {k: v for k, v in zoo.manifest.items() if k != "checkpoints"},
             "num_tokens": tok.num_tokens, "num_params": tok.num_params, "num_checkpoints": len(zoo.files),
-            "world_size": world, "batch_per_rank": local_batch}
+            "world_size": world, "batch_per_rank": local_batch,
+            "zoo_fingerprint": fingerprint, "threads": threads, "device": device}
     if rank == 0:
         io.write_json(run_dir / "config.json", cfg.to_dict())
         io.write_json(run_dir / "meta.json", meta)
@@ -218,6 +312,9 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
                                  generator=g)
             (loss / tc.grad_accum).backward()
             total += float(loss.detach()) / tc.grad_accum
+        if not math.isfinite(total):   # stop before the step: a NaN would spread into every weight and state
+            raise RPGInputError(f"{run_dir}: the training loss is {total} at step {step + 1}; no generator was "
+                                "written (look for extreme or constant tensors in the zoo, or lower train.lr)")
         opt.step()
         sched.step()          # every rank steps its schedule (the official pre-fix code only stepped rank 0)
         step += 1
@@ -243,8 +340,9 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
                 f.write(json.dumps({"step": step, "eval": metrics}) + "\n")
             bar.write(f"step {step}: {metrics}")
         if rank == 0 and (step % tc.save_every == 0 or step == end):
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "rng": g.get_state(), "step": step, "config": cfg.to_dict()}, _tmp(state_path))
+            torch.save({"format": STATE_FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "rng": g.get_state(), "step": step, "config": cfg.to_dict(),
+                        "zoo_fingerprint": fingerprint, "threads": threads}, _tmp(state_path))
             os.replace(_tmp(state_path), state_path)
     bar.close()
     out = run_dir / "generator.safetensors"

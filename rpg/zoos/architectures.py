@@ -341,15 +341,15 @@ def load_weights_strict(model: nn.Module, sd: dict[str, torch.Tensor], source: s
     shape = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shape:
         parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (first: {missing[0]!r})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]!r})")
-        if shape:
+        if shape:  # first: a shape mismatch says more than key names (another width, another class count)
             k = shape[0]
             parts.append(
                 f"{len(shape)} shape mismatches (first: {k!r} {tuple(sd[k].shape)} vs {tuple(own[k].shape)})"
             )
+        if missing:
+            parts.append(f"{len(missing)} missing keys (first: {missing[0]!r})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]!r})")
         raise RPGInputError(f"{source}: weights do not fit the architecture: " + "; ".join(parts))
     model.load_state_dict(sd, strict=True)
 
