@@ -39,7 +39,8 @@ def zoo_fingerprint(zoo_dir: str | os.PathLike) -> str:
 
 
 def _rank() -> int:
-    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    """This process's rank under torchrun (0 otherwise); readable before training joins the process group."""
+    return int(os.environ.get("RANK", "0"))
 
 
 class RPGMethod:
