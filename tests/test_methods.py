@@ -7,6 +7,7 @@ Fixtures are real: zoos from `rpg.zoos.collection.collect` (CNN(s) on the bundle
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,3 +302,14 @@ def test_bad_sampling_options_fail_before_writing(zoo_run, tmp_path):
         with pytest.raises(RPGInputError, match=msg):
             generate(run, tmp_path / "g", 1, 0, "none", opts)
     assert not tmp_path.joinpath("g").exists() and not list(tmp_path.iterdir())
+
+
+def test_run_folder_from_before_run_json_is_an_rpg_run(zoo_run, tmp_path):
+    _, run = zoo_run
+    old = tmp_path / "old_run"
+    shutil.copytree(run, old)
+    (old / "run.json").unlink()
+    assert gen("--run", str(old), "--out", str(tmp_path / "a"), "--num", "1", "--seed", "2") == 0
+    assert gen("--run", str(run), "--out", str(tmp_path / "b"), "--num", "1", "--seed", "2") == 0
+    a, b = (formats.read_generated(tmp_path / x).refs[0].path.read_bytes() for x in "ab")
+    assert a == b and io.read_json(tmp_path / "a" / "manifest.json")["method"] == "rpg"
