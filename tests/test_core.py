@@ -232,8 +232,11 @@ def test_cli_end_to_end(small_zoo, tmp_path):
     assert r.returncode == 0, r.stderr
     r = cli("generate", "--run", str(tmp_path / "run"), "--num", "3", "--out", str(tmp_path / "gen"), "--seed", "1")
     assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["method"] == "rpg"   # written by the method
     man = json.loads((tmp_path / "gen" / "manifest.json").read_text())
     assert [f["file"] for f in man["files"]] == [f"generated_{i:03d}.safetensors" for i in range(3)]
+    assert man["method"] == "rpg" and man["conditions"] == "none" and man["seed"] == 1
+    assert all(isinstance(f["permutation"], int) and f["task"] is None for f in man["files"])
     net = small_net()
     net.load_state_dict(io.load_state_dict(tmp_path / "gen" / "generated_002.safetensors"), strict=True)
     for cmd in ("train", "generate"):

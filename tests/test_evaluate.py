@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from rpg import formats
 from rpg.cli.evaluate import main
 from rpg.errors import RPGInputError
 from rpg.evaluation.evaluate import (
@@ -20,7 +21,7 @@ from rpg.evaluation.evaluate import (
     layer_stats,
     summarize,
 )
-from rpg.io import read_json, save_state_dict, write_json
+from rpg.io import load_state_dict, read_json, save_state_dict, write_json
 from rpg.zoos import recipes as zoos
 from rpg.zoos.architectures import build_model
 from rpg.zoos.collection import collect
@@ -53,33 +54,16 @@ def digits_zoo(tmp_path_factory):
 
 
 def make_generated(zoo, dest, picks=(0, 3), tasks=None):
-    """A generated folder in the `rpg generate` format, holding copies of some originals."""
+    """A generated set written by the real writer (rpg-generated/1), holding copies of some originals."""
     m = read_json(zoo / "manifest.json")
-    dest.mkdir(parents=True)
-    files = []
-    for i, k in enumerate(picks):
-        shutil.copy(zoo / m["checkpoints"][k]["file"], dest / f"generated_{i:03d}.safetensors")
-        files.append(
-            {
-                "file": f"generated_{i:03d}.safetensors",
-                "permutation": k,
-                "task": None if tasks is None else tasks[i],
-            }
+    models = [
+        formats.GeneratedModel(
+            load_state_dict(zoo / m["checkpoints"][k]["file"]), k, None if tasks is None else tasks[i]
         )
-    write_json(
-        dest / "manifest.json",
-        {
-            "format": "rpg-generated/1",
-            "architecture": m["architecture"],
-            "dataset": m["dataset"],
-            "substitute_for": m["substitute_for"],
-            "run": "test",
-            "seed": 0,
-            "sampler": "ddpm",
-            "steps": 1000,
-            "files": files,
-        },
-    )
+        for i, k in enumerate(picks)
+    ]
+    info = {k: m.get(k) for k in ("architecture", "dataset", "substitute_for")}
+    formats.write_generated(dest, models, {"method": "test", "run": "test", "seed": 0, **info})
     return dest
 
 

@@ -1,4 +1,8 @@
-"""`rpg train`: argument parsing for the RPG training loop (rpg.generator.training)."""
+"""`rpg train`: fit a generation method (default: RPG, rpg.generator.training) on a zoo into a run folder.
+
+The method writes RUN/run.json (method, zoo, zoo fingerprint) once the fit is complete; `rpg generate --run RUN`
+then reads the method from there.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +13,26 @@ from rpg import io
 from rpg.cli.common import add_threads_arg, int_in, parse_overrides, resolve_device, set_threads
 from rpg.cli.common import run as run_cli
 from rpg.errors import RPGInputError
-from rpg.generator.config import PRESETS, RPGConfig, preset_config
-from rpg.generator.training import Zoo, train
+from rpg.generator.config import PRESETS
+from rpg.generator.training import Zoo
+from rpg.methods import METHODS, FitSettings, get_method
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def build_config(preset: str, config_file: str | None, overrides: dict[str, str]) -> RPGConfig:
-    if config_file:
-        d = io.read_json(config_file)
-        cfg = RPGConfig.from_dict(d, where=config_file)
-        return cfg.override(overrides) if overrides else cfg
-    return preset_config(preset, overrides)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rpg train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", default="rpg",
+                   help=f"generation method to fit (default rpg; known: {', '.join(sorted(METHODS))})")
     p.add_argument("--checkpoints", required=True,
                    help="folder of state_dicts (*.safetensors, or *.pt/*.pth loaded with weights_only=True), "
                         "used in sorted name order; an optional manifest.json gives permutation ids and tasks")
     p.add_argument("--out", required=True,
                    help="run folder; rerunning the same command resumes an unfinished run of the same config and "
                         "zoo (a finished one is trained again); one training at a time per folder")
-    p.add_argument("--preset", default="mini", choices=sorted(PRESETS),
-                   help="size preset (paper Tab. 12: tiny/small/base/large; mini: CPU preset). Default mini")
+    p.add_argument("--preset", default="mini",
+                   help="size preset of the method; rpg: " + ", ".join(sorted(PRESETS)) +
+                   " (paper Tab. 12: tiny/small/base/large; mini: CPU preset). Default mini")
     p.add_argument("--config", help="a full config JSON (e.g. a run's config.json) instead of a preset")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", default=[],
                    help="override a config value, e.g. --set train.steps=2000 --set recurrent.kind=lstm")
@@ -50,16 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 def _train_cli(args: argparse.Namespace) -> None:
     io.check_output_dir(args.out)
     set_threads(args.threads)
-    overrides = parse_overrides(args.set)
-    if args.eval_every is not None:
-        overrides["train.eval_every"] = str(args.eval_every)
-    cfg = build_config(args.preset, args.config, overrides)
+    method = get_method(args.method)
     device = resolve_device(args.device)
-    eval_fn = None
-    if cfg.train.eval_every:
-        eval_fn = make_eval_fn(Zoo(args.checkpoints).manifest, device)
-    out = train(cfg, args.checkpoints, args.out, device=device, eval_fn=eval_fn, quiet=args.quiet,
-                restart_on_change=args.restart_on_change)
+    settings = FitSettings(preset=args.preset, config_file=args.config, overrides=parse_overrides(args.set),
+                           device=device, restart_on_change=args.restart_on_change, eval_every=args.eval_every,
+                           eval_hook=lambda zoo: make_eval_fn(Zoo(zoo).manifest, device), quiet=args.quiet)
+    out = method.fit(args.checkpoints, args.out, settings)
     print(f"wrote {out}")
 
 

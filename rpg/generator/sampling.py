@@ -8,6 +8,8 @@
 4. Tokens are un-normalised into state_dicts that load with strict=True into the original architecture.
 
     python -m rpg generate --run RUN_DIR --num 10 --out OUT_DIR [--sampler ddim --steps 60] [--seed 0]
+
+The generated set is written by rpg.methods.generate (rpg.methods.rpg samples with the functions here).
 """
 
 from __future__ import annotations
@@ -123,21 +125,3 @@ def read_meta(path: Path) -> dict:
         raise RPGInputError(f"{path}: key 'num_permutations'={meta['num_permutations']} exceeds "
                             f"num_checkpoints={meta['num_checkpoints']}")
     return meta
-
-
-def write_generated(out: str | Path, tok: ParamTokenizer, tokens: torch.Tensor, meta: dict, **info) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)   # the manifest marks a complete folder: written last
-    files = []
-    perm = info.pop("permutation", None)
-    task = info.pop("task", None)
-    for i in range(tokens.shape[0]):
-        path = out / f"generated_{i:03d}.safetensors"
-        io.save_state_dict(path, tok.detokenize(tokens[i]))
-        files.append({"file": path.name, "permutation": None if perm is None else int(perm[i]), "task": task})
-    zoo = meta.get("zoo_manifest") or {}
-    io.write_json(out / "manifest.json", {
-        "format": "rpg-generated/1", "architecture": zoo.get("architecture"), "dataset": zoo.get("dataset"),
-        "substitute_for": zoo.get("substitute_for"), **info, "files": files})
-    return [out / f["file"] for f in files]
