@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from rpg import io
 from rpg.cli.common import add_threads_arg, parse_overrides, resolve_device, set_threads
 from rpg.cli.common import run as run_cli
-from rpg.errors import RPGInputError
 from rpg.generator.config import PRESETS, RPGConfig, preset_config
-from rpg.generator.training import Zoo, train
+from rpg.generator.training import train
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -54,30 +52,11 @@ def _train_cli(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     eval_fn = None
     if cfg.train.eval_every:
-        eval_fn = make_eval_fn(Zoo(args.checkpoints).manifest, device)
+        from rpg.evaluation import make_eval_fn
+        eval_fn = make_eval_fn(args.checkpoints, device)
     out = train(cfg, args.checkpoints, args.out, device=device, eval_fn=eval_fn, quiet=args.quiet,
                 restart_on_change=args.restart_on_change)
     print(f"wrote {out}")
-
-
-def make_eval_fn(manifest: dict, device: str) -> Callable[[list[dict]], dict]:
-    """Accuracy of generated state_dicts on the zoo's own test set, from the zoo manifest."""
-    arch = (manifest.get("architecture") or {}).get("name", "")
-    if arch == "rpg.zoos.digits:DigitsCNN":
-        from rpg.zoos import digits as zoo_digits
-        kw = manifest["architecture"]["kwargs"]
-        name = next(n for n, c in zoo_digits.ZOOS.items() if c == (kw["c1"], kw["c2"], kw["hidden"]))
-        return zoo_digits.make_eval_fn(name)
-    if "architecture" not in manifest or "dataset" not in manifest:
-        raise RPGInputError("--eval-every: the zoo's manifest.json names no architecture/dataset to test on")
-    from rpg.evaluation.evaluate import Evaluator
-    evaluator = Evaluator(manifest, device=device)
-
-    def evaluate(state_dicts: list[dict]) -> dict:
-        accs = [100.0 * (1.0 - float(evaluator.wrong(sd, "generated").float().mean())) for sd in state_dicts]
-        return {"acc_mean": round(sum(accs) / len(accs), 2), "acc_min": round(min(accs), 2),
-                "acc_max": round(max(accs), 2)}
-    return evaluate
 
 
 if __name__ == "__main__":
