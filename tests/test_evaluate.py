@@ -1,11 +1,11 @@
-"""Evaluation: summaries, IoU similarity, the normalized-space noise baseline, the rpg-eval/1 JSON,
-bad inputs."""
+"""Evaluation: summaries, IoU similarity, the normalized-space noise baseline, the domain seam, the rpg-eval/1
+JSON, the training evaluation hook, bad inputs. Every zoo, generated set and eval file here is written by the
+project's own writers (rpg.zoos.collection, formats.write_generated, formats.write_eval)."""
 
 from __future__ import annotations
 
 import math
 import shutil
-import time
 
 import pytest
 import torch
@@ -13,18 +13,15 @@ import torch
 from rpg import formats
 from rpg.cli.evaluate import main
 from rpg.errors import RPGInputError
-from rpg.evaluation.evaluate import (
-    Evaluator,
-    add_normalized_noise,
-    evaluate_zoo,
-    iou_matrix,
-    layer_stats,
-    summarize,
-)
-from rpg.io import load_state_dict, read_json, save_state_dict, write_json
+from rpg.evaluation import make_eval_fn
+from rpg.evaluation.classification import ClassificationDomain, Evaluator
+from rpg.evaluation.domains import DOMAINS, Outcome
+from rpg.evaluation.evaluate import evaluate_zoo, summarize
+from rpg.evaluation.similarity import add_normalized_noise, iou_matrix, layer_stats
+from rpg.io import load_state_dict, save_state_dict
 from rpg.zoos import recipes as zoos
-from rpg.zoos.architectures import build_model
-from rpg.zoos.collection import collect
+from rpg.zoos.architectures import build_model, count_params
+from rpg.zoos.collection import ZooManifest, collect
 from rpg.zoos.recipes import PhaseConfig, SaveConfig, ZooConfig
 
 TORCH_THREADS = 1  # small models: one thread avoids OpenMP oversubscription (see conftest.py)
@@ -53,18 +50,40 @@ def digits_zoo(tmp_path_factory):
     return folder
 
 
-def make_generated(zoo, dest, picks=(0, 3), tasks=None):
-    """A generated set written by the real writer (rpg-generated/1), holding copies of some originals."""
-    m = read_json(zoo / "manifest.json")
+def make_generated(zoo, dest, picks=(0, 3), tasks=None, conditions=None, **info):
+    """A generated set written by formats.write_generated, holding copies of some originals."""
+    z = formats.read_zoo(zoo)
     models = [
         formats.GeneratedModel(
-            load_state_dict(zoo / m["checkpoints"][k]["file"]), k, None if tasks is None else tasks[i]
+            load_state_dict(z.refs[k].path),
+            permutation=z.refs[k].permutation,
+            task=None if tasks is None else tasks[i],
+            condition=None if conditions is None else conditions[i],
         )
         for i, k in enumerate(picks)
     ]
-    info = {k: m.get(k) for k in ("architecture", "dataset", "substitute_for")}
-    formats.write_generated(dest, models, {"method": "test", "run": "test", "seed": 0, **info})
+    provenance = {"method": "rpg", "run": "test", "architecture": z.architecture, "dataset": z.dataset,
+                  "substitute_for": z.substitute_for, "domain": z.domain, "sampler": "ddim", "steps": 25,
+                  "mode": "sequential", "seed": 0, "precision": "fp32"}
+    formats.write_generated(dest, models, {**provenance, **info})
     return dest
+
+
+def zoo_variant(src, dest, **changes):
+    """A copy of zoo `src` whose manifest differs in `changes`, written by the zoo writer (ZooManifest)."""
+    data = dict(formats.read_zoo(src).manifest)
+    checkpoints = data.pop("checkpoints")
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(formats.MANIFEST))
+    manifest = ZooManifest(dest, {**data, **changes})
+    for c in checkpoints:
+        manifest.add(c, fixed_permutation=True)
+    manifest.publish()
+    return dest
+
+
+def _accs(zoo) -> list[float]:
+    """Each checkpoint's accuracy (%) as recorded at collection time."""
+    return [round(100 * c["accuracy"], 2) for c in formats.read_zoo(zoo).manifest["checkpoints"]]
 
 
 # ---- pure functions ---------------------------------------------------------------------------------
@@ -132,13 +151,17 @@ def test_evaluate_zoo_and_generated(digits_zoo, tmp_path):
         noise_repeats=2,
         progress=False,
     )
-    m = read_json(digits_zoo / "manifest.json")
-    assert res["format"] == "rpg-eval/1" and res["dataset"] == "digits" and res["split"] == "test"
-    assert (
-        res["architecture"] == m["architecture"] and res["params"] == 2464 and res["substitute_for"] is None
-    )
+    zoo = formats.read_zoo(digits_zoo)
+    assert res["format"] == formats.EVAL_FORMAT and res["dataset"] == "digits" and res["split"] == "test"
+    assert res["domain"] == "classification" and res["metric"] == ClassificationDomain.metric_name
+    assert res["architecture"] == zoo.architecture and res["substitute_for"] is None
+    assert res["params"] == count_params(build_model(zoo.architecture))
+    # the generated set's provenance is copied for the sampling tables
+    assert res["generation"] == {"method": "rpg", "run": "test", "sampler": "ddim", "steps": 25,
+                                 "mode": "sequential", "seed": 0}
+    assert "per_condition" not in res            # one condition only
     # the collection-time accuracies (fractions) match the evaluation (percent)
-    assert res["original"]["accuracies"] == [round(100 * c["accuracy"], 2) for c in m["checkpoints"]]
+    assert res["original"]["accuracies"] == _accs(digits_zoo)
     assert res["original"]["n"] == 4 and res["generated"]["n"] == 2
     assert res["generated"]["accuracies"] == [
         res["original"]["accuracies"][0],
@@ -147,10 +170,7 @@ def test_evaluate_zoo_and_generated(digits_zoo, tmp_path):
     sim = res["similarity"]
     # copies of originals are their own nearest neighbours, with IoU 1
     assert [g["max_iou"] for g in sim["generated"]] == [1.0, 1.0]
-    assert [g["nearest_original"] for g in sim["generated"]] == [
-        "ckpt_0000.safetensors",
-        "ckpt_0003.safetensors",
-    ]
+    assert [g["nearest_original"] for g in sim["generated"]] == [zoo.refs[0].path.name, zoo.refs[3].path.name]
     assert 0 < sim["original_original_mean_iou"] <= 1
     levels = sim["noise"]["levels"]
     assert [lv["level"] for lv in levels] == [0.01, 1.0] and all(len(lv["accuracies"]) == 2 for lv in levels)
@@ -162,58 +182,49 @@ def test_evaluate_zoo_and_generated(digits_zoo, tmp_path):
 def test_cli_writes_eval_json(digits_zoo, tmp_path, capsys):
     gen = make_generated(digits_zoo, tmp_path / "gen", picks=(1,))
     out = tmp_path / "m.json"
-    assert (
-        main(
-            [
-                "--zoo",
-                str(digits_zoo),
-                "--generated",
-                str(gen),
-                "--out",
-                str(out),
-                "--device",
-                "cpu",
-                "--threads",
-                "1",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    res = read_json(out)
+    argv = ["--zoo", str(digits_zoo), "--generated", str(gen), "--out", str(out), "--device", "cpu",
+            "--threads", "1", "--no-progress"]
+    assert main(argv) == 0
+    res = formats.read_eval(out)                   # the one reader accepts what the CLI wrote
     assert res["similarity"] is None and res["generated"]["n"] == 1
+    assert res["generated"]["accuracies"] == [_accs(digits_zoo)[1]]
     assert set(res["original"]) == {"accuracies", "best", "mean", "min", "median", "std", "n"}
     assert "original  n=4" in capsys.readouterr().out
     # a folder of bare weight files (no manifest) and a single file are accepted too
     bare = tmp_path / "bare"
     bare.mkdir()
     shutil.copy(gen / "generated_000.safetensors", bare / "a.safetensors")
-    assert evaluate_zoo(digits_zoo, bare, device="cpu", progress=False)["generated"]["n"] == 1
+    res = evaluate_zoo(digits_zoo, bare, device="cpu", progress=False)
+    assert res["generated"]["n"] == 1 and res["generation"] is None
     assert (
         evaluate_zoo(digits_zoo, bare / "a.safetensors", device="cpu", progress=False)["generated"]["n"] == 1
     )
+
+
+def test_per_condition_breakdown(digits_zoo, tmp_path):
+    """A generated set with one subfolder per condition: a per-condition summary, names with the subfolder."""
+    gen = make_generated(digits_zoo, tmp_path / "gen", picks=(0, 1, 3), conditions=["perm0", "perm0", "perm3"])
+    res = evaluate_zoo(digits_zoo, gen, with_similarity=True, device="cpu", noise_levels=(), progress=False)
+    accs = _accs(digits_zoo)
+    assert set(res["per_condition"]) == {"perm0", "perm3"}
+    per = {c: v["generated"] for c, v in res["per_condition"].items()}
+    assert per["perm0"]["accuracies"] == [accs[0], accs[1]] and per["perm0"]["n"] == 2
+    assert per["perm3"]["accuracies"] == [accs[3]] and per["perm3"]["best"] == accs[3]
+    assert res["generated"]["accuracies"] == [accs[0], accs[1], accs[3]]
+    assert [g["file"] for g in res["similarity"]["generated"]] == [
+        "perm0/generated_000.safetensors", "perm0/generated_001.safetensors", "perm3/generated_000.safetensors"]
+    # the breakdown survives the eval writer and reader
+    formats.write_eval(tmp_path / "m.json", res)
+    assert formats.read_eval(tmp_path / "m.json")["per_condition"] == res["per_condition"]
 
 
 def test_bad_inputs(digits_zoo, tmp_path, capsys):
     gen = make_generated(digits_zoo, tmp_path / "gen", picks=(0,))
     # corrupt checkpoint file
     (gen / "generated_000.safetensors").write_bytes(b"\x00garbage")
-    assert (
-        main(
-            [
-                "--zoo",
-                str(digits_zoo),
-                "--generated",
-                str(gen),
-                "--out",
-                str(tmp_path / "m.json"),
-                "--device",
-                "cpu",
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    argv = ["--zoo", str(digits_zoo), "--generated", str(gen), "--out", str(tmp_path / "m.json"),
+            "--device", "cpu", "--no-progress"]
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "generated_000.safetensors" in err and err.count("\n") == 1
     assert not (tmp_path / "m.json").exists()
@@ -229,12 +240,10 @@ def test_bad_inputs(digits_zoo, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RPGInputError, match="manifest.json: file not found"):
         evaluate_zoo(tmp_path / "empty", device="cpu")
-    # a generated manifest for another architecture
-    m = read_json(gen / "manifest.json")
-    m["architecture"] = {"name": "cnn_m", "kwargs": {}}
-    write_json(gen / "manifest.json", m)
+    # a generated set made for another architecture
+    other = make_generated(digits_zoo, tmp_path / "other", picks=(0,), architecture={"name": "cnn_m", "kwargs": {}})
     with pytest.raises(RPGInputError, match="differs from the zoo"):
-        evaluate_zoo(digits_zoo, gen, device="cpu")
+        evaluate_zoo(digits_zoo, other, device="cpu")
     # bad CLI values
     assert main(["--zoo", str(digits_zoo), "--out", str(tmp_path / "x.json"), "--noise-levels", "a,b"]) == 2
     assert main(["--zoo", str(digits_zoo), "--out", str(tmp_path / "x.json"), "--set", "lr=3"]) == 2
@@ -242,11 +251,7 @@ def test_bad_inputs(digits_zoo, tmp_path, capsys):
 
 
 def test_missing_dataset_path(digits_zoo, tmp_path):
-    zoo = tmp_path / "zoo"
-    shutil.copytree(digits_zoo, zoo)
-    m = read_json(zoo / "manifest.json")
-    m["dataset"] = {"name": "fashion_mnist"}
-    write_json(zoo / "manifest.json", m)
+    zoo = zoo_variant(digits_zoo, tmp_path / "zoo", dataset={"name": "fashion_mnist"})
     from rpg.zoos.datasets import DataConfig
 
     with pytest.raises(RPGInputError, match="^fashion_mnist_root: .*dataset-fashion-mnist"):
@@ -271,32 +276,103 @@ def test_task_zoo_evaluation(tmp_path):
     bits = [zoos.task_bits(314), zoos.task_bits(482)]
     gen = make_generated(unseen, tmp_path / "gen", picks=(0, 2), tasks=bits)
     res = evaluate_zoo(unseen, gen, with_similarity=True, device="cpu", noise_levels=(), progress=False)
-    assert set(res["per_task"]) == {"0100111010", "0111100010"}
-    assert (
-        res["per_task"]["0100111010"]["original"]["n"] == 2
-        and res["per_task"]["0100111010"]["generated"]["n"] == 1
-    )
+    t314, t482 = (formats.task_string(b) for b in bits)
+    assert set(res["per_task"]) == {t314, t482}
+    assert res["per_task"][t314]["original"]["n"] == 2 and res["per_task"][t314]["generated"]["n"] == 1
     # similarity only among models of the same task
     assert [g["nearest_original"] for g in res["similarity"]["generated"]] == [
         "task0314_ckpt00.safetensors",
         "task0482_ckpt00.safetensors",
     ]
-    # a generated file without a task vector cannot be evaluated on a task zoo
-    m = read_json(gen / "manifest.json")
-    m["files"][0]["task"] = None
-    write_json(gen / "manifest.json", m)
-    with pytest.raises(RPGInputError, match="needs a 'task'"):
-        evaluate_zoo(unseen, gen, device="cpu")
-    m["files"][0]["task"] = [1] * 10
-    write_json(gen / "manifest.json", m)
-    with pytest.raises(RPGInputError, match="task id 1023"):
-        evaluate_zoo(unseen, gen, device="cpu")
+    # a generated model without a task cannot be scored on a task zoo: the error names the manifest entry
+    notask = make_generated(unseen, tmp_path / "notask", picks=(0, 2), tasks=[bits[0], None])
+    with pytest.raises(RPGInputError, match=r"notask/manifest\.json: files\[1\]\.task: this is a task zoo"):
+        evaluate_zoo(unseen, notask, device="cpu")
+    # nor can the training hook, which samples without a task
+    with pytest.raises(RPGInputError, match="task zoo"):
+        make_eval_fn(unseen, "cpu")
+
+
+# ---- the domain seam --------------------------------------------------------------------------------
+
+
+class SignDomain:
+    """A toy domain that needs no data: a model's mistakes are the negative entries of its first tensor."""
+
+    metric_name = "non-negative weights"
+
+    def __init__(self, zoo, data_cfg, device, batch_size):
+        self.params = count_params(load_state_dict(zoo.refs[0].path))
+        self.dataset = "weights"
+        self.split = "first tensor"
+
+    def score(self, state_dict, source, ref):
+        wrong = next(iter(state_dict.values())).flatten() < 0
+        return Outcome(metric=100.0 * (1.0 - float(wrong.float().mean())), mistakes=wrong)
+
+
+class NoMistakesDomain(SignDomain):
+    def score(self, state_dict, source, ref):
+        return Outcome(metric=super().score(state_dict, source, ref).metric, mistakes=None)
+
+
+def test_domain_registry_picks_by_manifest_key(digits_zoo, tmp_path, monkeypatch):
+    """evaluate_zoo, the summaries and the similarity see only the Outcomes of the manifest's domain."""
+    monkeypatch.setitem(DOMAINS, "sign", f"{__name__}:SignDomain")
+    zoo = zoo_variant(digits_zoo, tmp_path / "zoo", domain="sign")
+    gen = make_generated(zoo, tmp_path / "gen", picks=(2, 1))
+    res = evaluate_zoo(zoo, gen, with_similarity=True, device="cpu", noise_levels=(0.0,), noise_repeats=1,
+                       progress=False)
+    z = formats.read_zoo(zoo)
+    refs, sign = z.refs, SignDomain(z, None, "cpu", None)
+    expected = [sign.score(load_state_dict(r.path), "", r).metric for r in refs]
+    assert res["domain"] == "sign" and res["metric"] == SignDomain.metric_name and res["dataset"] == "weights"
+    assert res["original"] == summarize(expected)
+    assert res["generated"]["accuracies"] == [round(expected[2], 2), round(expected[1], 2)]
+    assert [g["max_iou"] for g in res["similarity"]["generated"]] == [1.0, 1.0]   # copies of originals
+    assert res["similarity"]["noise"]["levels"][0]["mean_max_iou"] == 1.0   # zero noise: the same model
+    # the training hook scores with the same domain
+    hook = make_eval_fn(zoo, "cpu")([load_state_dict(refs[0].path)])
+    assert hook == {k: round(expected[0], 2) for k in ("acc_mean", "acc_min", "acc_max")}
+    # a domain without per-sample mistakes has no similarity analysis, and says so
+    monkeypatch.setitem(DOMAINS, "sign", NoMistakesDomain)
+    assert evaluate_zoo(zoo, gen, device="cpu", progress=False)["original"] == summarize(expected)
+    with pytest.raises(RPGInputError, match="'sign' domain scores no per-sample mistakes"):
+        evaluate_zoo(zoo, gen, with_similarity=True, device="cpu", progress=False)
+
+
+def test_unknown_domain_is_one_error_line(digits_zoo, tmp_path, capsys):
+    zoo = zoo_variant(digits_zoo, tmp_path / "zoo", domain="no-such-domain")
+    out = tmp_path / "m.json"
+    assert main(["--zoo", str(zoo), "--out", str(out), "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert str(zoo / formats.MANIFEST) in err and "domain" in err and "'no-such-domain'" in err
+    assert not out.exists()
+    with pytest.raises(RPGInputError, match="no-such-domain"):
+        make_eval_fn(zoo, "cpu")
+
+
+# ---- the training evaluation hook --------------------------------------------------------------------
+
+
+def test_eval_hook_scores_generated_state_dicts(digits_zoo):
+    refs = formats.read_zoo(digits_zoo).refs
+    accs = _accs(digits_zoo)
+    hook = make_eval_fn(digits_zoo, "cpu")
+    metrics = hook([load_state_dict(refs[k].path) for k in (0, 2, 3)])
+    picked = [accs[0], accs[2], accs[3]]
+    assert metrics["acc_min"] == min(picked) and metrics["acc_max"] == max(picked)
+    assert metrics["acc_mean"] == pytest.approx(sum(picked) / 3, abs=0.011)
+    # weights of another network are an error naming the hook's model, not a silent score
+    with pytest.raises(RPGInputError, match="generated model 0"):
+        hook([build_model({"name": "cnn_m", "kwargs": {}}).state_dict()])
 
 
 # ---- Fashion-MNIST (fails instead of skipping on CI when the data is missing) -----------------------
 
 
-def test_fashion_mnist_mini_evaluation_speed():
+def test_fashion_mnist_mini_evaluation():
     from test_datasets import require_fashion_mnist
 
     require_fashion_mnist()
@@ -304,10 +380,6 @@ def test_fashion_mnist_mini_evaluation_speed():
     manifest = {"architecture": cfg.architecture, "dataset": cfg.dataset, "config": cfg.to_dict()}
     ev = Evaluator(manifest, device="cpu")
     assert len(ev.data.test) == 10000
-    sd = build_model(cfg.architecture).state_dict()
-    t = time.time()
-    wrong = ev.wrong(sd, "random init")
-    elapsed = time.time() - t
+    wrong = ev.wrong(build_model(cfg.architecture).state_dict(), "random init")
     assert wrong.shape == (10000,)
     assert 50 < 100 * float(wrong.float().mean())  # an untrained model is mostly wrong
-    assert elapsed < 20  # generous: 10 such models must take < 20 s unloaded

@@ -1,39 +1,38 @@
-"""`python -m rpg table`: hand-made evaluation JSONs -> paper-shaped CSV + PNG."""
+"""`python -m rpg table`: evaluation files (written by formats.write_eval) -> paper-shaped CSV + PNG."""
 
 from __future__ import annotations
 
-import csv
-import json
 import statistics
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from rpg import formats
 from rpg.cli.table import main as table_main
+from rpg.evaluation.evaluate import summarize
 from rpg.tables import builders as tables
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE1 = REPO / "resources" / "paper" / "table1.csv"
-
-
-def _block(accs: list[float]) -> dict:
-    return {"accuracies": accs, "best": max(accs), "mean": round(statistics.fmean(accs), 2), "min": min(accs),
-            "median": statistics.median(accs), "std": round(statistics.pstdev(accs), 2), "n": len(accs)}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _write_eval(path: Path, original: list[float], generated: list[float], params: int = 11_689_512,
-                dataset: str = "fashion_mnist", substitute_for: str | None = "ImageNet-1K") -> Path:
-    path.write_text(json.dumps({
-        "format": "rpg-eval/1", "architecture": {"name": "timm:resnet18", "kwargs": {}}, "params": params,
-        "dataset": dataset, "substitute_for": substitute_for, "split": "test",
-        "original": _block(original), "generated": _block(generated), "similarity": None,
-    }))
+                dataset: str = "fashion_mnist", substitute_for: str | None = "ImageNet-1K",
+                generation: dict | None = None) -> Path:
+    """An rpg-eval/1 file as `rpg evaluate` writes it: the real summaries through the real writer."""
+    formats.write_eval(path, {
+        "domain": "classification", "metric": "top-1 accuracy",
+        "architecture": {"name": "timm:resnet18", "kwargs": {}}, "params": params,
+        "dataset": dataset, "substitute_for": substitute_for, "split": "test", "generation": generation,
+        "original": summarize(original), "generated": summarize(generated), "similarity": None,
+    })
     return path
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
 def test_table1_columns_values_and_paper_join(tmp_path):
@@ -43,12 +42,12 @@ def test_table1_columns_values_and_paper_join(tmp_path):
     rc = table_main(["table1", "--metrics", str(a), str(b), "--labels", "ResNet-18", "ViT-Tiny",
                       "--paper", str(PAPER_TABLE1), "--scale", "mini", "--out", str(out)])
     assert rc == 0
-    rows = _read_csv(out)
-    assert list(rows[0]) == list(tables.TABLE1_COLUMNS)
+    df = _read_csv(out)
+    assert list(df.columns) == list(tables.TABLE1_COLUMNS)
     # The paper's columns, in the paper's order, lead the table.
-    assert list(rows[0])[:10] == ["architecture", "scale", "dataset", "params", "original", "best", "average",
-                                  "minimum", "median", "std"]
-    r18, vit = rows
+    assert list(df.columns)[:10] == ["architecture", "scale", "dataset", "params", "original", "best", "average",
+                                     "minimum", "median", "std"]
+    r18, vit = (row for _, row in df.iterrows())
     assert r18["architecture"] == "ResNet-18" and r18["scale"] == "mini"
     assert r18["dataset"] == "Fashion-MNIST (substitute for ImageNet-1K)"
     assert r18["params"] == "11.69"
@@ -61,8 +60,10 @@ def test_table1_columns_values_and_paper_join(tmp_path):
     assert (r18["paper_params_m"], r18["paper_original"], r18["paper_best"]) == ("11.7", "70.0", "69.9")
     assert vit["paper_best"] == "75.4" and vit["paper_std"] == "0.1"
     assert vit["params"] == "5.717"
+    # csv-module line ends, as Table 1 has always been written (byte-identical to before pandas)
+    assert out.read_bytes().count(b"\r\n") == 3
     png = out.with_suffix(".png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.read_bytes()[:8] == PNG_MAGIC
     assert not list(out.parent.glob(".*.tmp"))       # atomic writes leave no temp files
 
 
@@ -72,27 +73,32 @@ def test_table1_unknown_label_leaves_paper_columns_empty_and_plot_path(tmp_path)
     out, plot = tmp_path / "t.csv", tmp_path / "figs" / "t.png"
     assert table_main(["table1", "--metrics", str(a), "--paper", str(PAPER_TABLE1), "--scale", "smoke",
                         "--out", str(out), "--plot", str(plot)]) == 0
-    (row,) = _read_csv(out)
+    (row,) = (r for _, r in _read_csv(out).iterrows())
     assert row["architecture"] == "tiny_net"          # default label = file stem
     assert row["dataset"] == "scikit-learn digits"     # no substitute note for a non-substitute dataset
     assert row["params"] == "0.002864"
     assert all(row[f"paper_{c}"] == "" for c in tables.TABLE1_PAPER_COLUMNS)
-    assert plot.is_file()
+    assert plot.read_bytes()[:8] == PNG_MAGIC
 
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d.update(format="rpg-zoo/1"), "not an evaluation file"),
     (lambda d: d.pop("generated"), "missing key 'generated'"),
+    (lambda d: d.update(generated=None), ": generated: expected an object"),
     (lambda d: d["original"].update(n=7), "original.n=7"),
-    (lambda d: d["generated"]["accuracies"].append(101.0), "percentages"),
-    (lambda d: d["generated"].update(best=float("nan")), "finite number"),
+    (lambda d: d["generated"]["accuracies"].append(101.0), "generated.accuracies[2]=101.0"),
+    (lambda d: d["generated"].update(best=float("nan")), "generated.best: expected a finite number"),
     (lambda d: d.update(params=0), "params must be a positive integer"),
 ])
-def test_bad_eval_json_is_one_error_line(tmp_path, capsys, mutate, message):
+def test_bad_eval_json_is_one_error_line_naming_file_and_key(tmp_path, capsys, mutate, message):
     path = _write_eval(tmp_path / "m.json", [90.0, 91.0], [89.0, 90.0])
-    d = json.loads(path.read_text())
+    d = formats.read_eval(path)
     mutate(d)
-    path.write_text(json.dumps(d))
+    if d.get("format") == formats.EVAL_FORMAT:
+        formats.write_eval(path, d)
+    else:                                            # write_eval always stamps its own format
+        from rpg.io import write_json
+        write_json(path, d)
     out = tmp_path / "t.csv"
     assert table_main(["table1", "--metrics", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -112,19 +118,89 @@ def test_label_count_and_duplicates_are_errors(tmp_path, capsys):
 def test_paper_csv_must_have_the_columns(tmp_path, capsys):
     a = _write_eval(tmp_path / "a.json", [90.0], [90.0])
     bad = tmp_path / "paper.csv"
-    bad.write_text("architecture,original\nResNet-18,70.0\n")
+    pd.DataFrame({"architecture": ["ResNet-18"], "original": ["70.0"]}).to_csv(bad, index=False)
     out = str(tmp_path / "t.csv")
     assert table_main(["table1", "--metrics", str(a), "--paper", str(bad), "--out", out]) == 2
-    assert "missing column(s) params_m" in capsys.readouterr().err
+    assert f"{bad}: missing column(s) params_m" in capsys.readouterr().err
+    # the generic builders join by a `label` column
+    assert table_main(["ablation", "--metrics", str(a), "--paper", str(bad), "--out", out]) == 2
+    assert f"{bad}: missing column(s) label" in capsys.readouterr().err
+    twice = tmp_path / "twice.csv"
+    pd.DataFrame({"label": ["A", "A"], "mean": ["1", "2"]}).to_csv(twice, index=False)
+    assert table_main(["ablation", "--metrics", str(a), "--paper", str(twice), "--out", out]) == 2
+    assert f"{twice}:3: label 'A' listed twice" in capsys.readouterr().err
 
 
 def test_paper_table1_csv_matches_the_paper():
     """resources/paper/table1.csv holds the seven columns of paper Table 1 (typed from the PDF)."""
-    rows = tables.read_paper_table(PAPER_TABLE1, tables.TABLE1_PAPER_COLUMNS)
-    assert list(rows) == ["ResNet-18", "ResNet-50", "ViT-Tiny", "ViT-Small", "ViT-Base",
-                          "ConvNeXt-A", "ConvNeXt-L"]
-    assert [rows[a]["params_m"] for a in rows] == ["11.7", "25.6", "5.7", "22.1", "86.6", "3.7", "197.8"]
-    assert [rows[a]["original"] for a in rows] == ["70.0", "79.8", "74.9", "81.4", "84.4", "75.2", "85.8"]
-    for r in rows.values():   # min <= median <= best and min <= average <= best in every printed row
+    df = tables.read_paper_table(PAPER_TABLE1, "architecture", tables.TABLE1_PAPER_COLUMNS)
+    assert list(df.index) == ["ResNet-18", "ResNet-50", "ViT-Tiny", "ViT-Small", "ViT-Base",
+                              "ConvNeXt-A", "ConvNeXt-L"]
+    assert list(df["params_m"]) == ["11.7", "25.6", "5.7", "22.1", "86.6", "3.7", "197.8"]
+    assert list(df["original"]) == ["70.0", "79.8", "74.9", "81.4", "84.4", "75.2", "85.8"]
+    for _, r in df.iterrows():   # min <= median <= best and min <= average <= best in every printed row
         lo, med, avg, hi = (float(r[k]) for k in ("minimum", "median", "average", "best"))
         assert lo <= med <= hi and lo <= avg <= hi
+
+
+# ---- generic builders -------------------------------------------------------------------------------
+
+
+def test_ablation_builder_columns_values_and_paper_join(tmp_path):
+    a = _write_eval(tmp_path / "pos_2d.json", [90.0, 91.0], [89.0, 90.5, 91.5], substitute_for=None)
+    b = _write_eval(tmp_path / "pos_none.json", [90.0, 91.0], [70.25, 80.0], substitute_for=None)
+    paper = tmp_path / "paper.csv"
+    pd.DataFrame({"label": ["2D (ours)", "not in ours"], "mean": ["70.0", "1.0"], "note": ["", "x"]}).to_csv(
+        paper, index=False)
+    inputs = tables.load_inputs("ablation", [a, b], ["2D (ours)", "none"], paper, "smoke")
+    out = tmp_path / "t" / "ablation.csv"
+    table = tables.build_table("ablation", inputs, out, tmp_path / "t" / "ablation.png")
+    df = pd.read_csv(out, keep_default_na=False)
+    assert list(df.columns) == [*tables.ABLATION_COLUMNS, "paper_mean", "paper_note"]
+    assert list(df["label"]) == ["2D (ours)", "none"] and set(df["scale"]) == {"smoke"}
+    for i, path in enumerate((a, b)):
+        ev = formats.read_eval(path)
+        assert df.loc[i, "original_mean"] == ev["original"]["mean"]
+        for k in ("best", "mean", "min", "median", "std", "n"):
+            assert df.loc[i, k] == ev["generated"][k]
+    # the paper's numbers join by label; a row the paper does not have gets empty cells
+    assert (str(df.loc[0, "paper_mean"]), df.loc[1, "paper_mean"]) == ("70.0", "")
+    assert len(table) == 2 and (tmp_path / "t" / "ablation.png").read_bytes()[:8] == PNG_MAGIC
+    assert not list(out.parent.glob(".*.tmp"))
+    # without --paper there are no paper columns
+    plain = tables.build_table("ablation", tables.load_inputs("ablation", [a]), tmp_path / "p.csv")
+    assert list(plain.columns) == list(tables.ABLATION_COLUMNS)
+    assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_sampling_builder_reads_the_generation_provenance(tmp_path, capsys):
+    runs = [({"method": "rpg", "sampler": "ddim", "steps": 10, "mode": "sequential"}, [80.0, 84.0]),
+            ({"method": "rpg", "sampler": "ddim", "steps": 100, "mode": "sequential"}, [85.0, 86.5, 86.0]),
+            (None, [86.0])]    # a folder of bare weight files has no provenance
+    paths = [_write_eval(tmp_path / f"v{i}.json", [86.0, 87.0], gen, generation=g)
+             for i, (g, gen) in enumerate(runs)]
+    out = tmp_path / "sampling.csv"
+    assert table_main(["sampling", "--metrics", *map(str, paths), "--labels", "10 steps", "100 steps", "bare",
+                       "--out", str(out), "--title", "DDIM steps"]) == 0
+    assert "3 rows" in capsys.readouterr().out
+    df = pd.read_csv(out, keep_default_na=False)
+    assert list(df.columns) == list(tables.SAMPLING_COLUMNS)
+    assert list(df["steps"]) == ["10", "100", ""] and list(df["sampler"]) == ["ddim", "ddim", ""]
+    assert list(df["mode"]) == ["sequential", "sequential", ""]
+    for i, path in enumerate(paths):
+        gen = formats.read_eval(path)["generated"]
+        assert [df.loc[i, k] for k in ("mean", "best", "min", "std", "n")] == [
+            gen[k] for k in ("mean", "best", "min", "std", "n")]
+    assert out.with_suffix(".png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_help_lists_every_builder(capsys):
+    with pytest.raises(SystemExit) as e:
+        table_main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for name, b in tables.BUILDERS.items():
+        assert name in text and b.description in " ".join(text.split())
+    with pytest.raises(SystemExit) as e:             # argparse: usage + error, status 2
+        table_main(["no-such-table", "--metrics", "x.json", "--out", "t.csv"])
+    assert e.value.code == 2 and "no-such-table" in capsys.readouterr().err

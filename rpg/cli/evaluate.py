@@ -9,7 +9,8 @@ import time
 
 from rpg.cli.common import add_threads_arg, set_threads
 from rpg.errors import RPGInputError
-from rpg.evaluation.evaluate import PAPER_NOISE_LEVELS, evaluate_zoo
+from rpg.evaluation.evaluate import evaluate_zoo
+from rpg.evaluation.similarity import PAPER_NOISE_LEVELS
 
 # --------------------------------------------------------------------------------------------------
 # CLI
@@ -21,17 +22,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="rpg evaluate",
-        description="Test accuracy of a zoo's original checkpoints and (optionally) generated weights, "
-        "with the "
-        "paper's summary (best/mean/min/median/std) and optional similarity analysis (App. B.4). "
-        "Architecture and dataset come from ZOO_DIR/manifest.json.",
+        description="Score a zoo's original checkpoints and (optionally) generated weights with the metric of "
+        "the zoo's domain (classification: top-1 test accuracy), with the paper's summary "
+        "(best/mean/min/median/std) and optional similarity analysis (App. B.4). "
+        "Domain, architecture and dataset come from ZOO_DIR/manifest.json.",
     )
     p.add_argument("--zoo", required=True, metavar="ZOO_DIR", help="zoo folder written by `rpg collect`")
     p.add_argument(
         "--generated",
         metavar="GEN_DIR",
-        help="folder of generated weights (with manifest.json from "
-        "`rpg generate`, or just weight files), or one weight file",
+        help="generated set written by `rpg generate` (manifest.json; one subfolder per condition), "
+        "a folder of weight files, or one weight file",
     )
     p.add_argument("--out", required=True, metavar="JSON", help="where to write the rpg-eval/1 metrics JSON")
     p.add_argument(
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(args: argparse.Namespace) -> None:
     from rpg.cli.common import parse_overrides
-    from rpg.io import write_json
+    from rpg.formats import write_eval
     from rpg.zoos.datasets import DATA_KEYS, DataConfig
 
     overrides = parse_overrides(args.overrides)
@@ -102,7 +103,7 @@ def _main(args: argparse.Namespace) -> None:
         noise_repeats=args.noise_repeats,
         progress=False if args.no_progress else None,
     )
-    write_json(args.out, res)
+    write_eval(args.out, res)
     o, g = res["original"], res["generated"]
     print(
         f"original  n={o['n']}: best {o['best']:.2f} mean {o['mean']:.2f} min {o['min']:.2f} "

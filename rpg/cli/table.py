@@ -3,40 +3,46 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rpg.cli.common import run
-from rpg.tables.builders import TABLES
+from rpg.tables.builders import BUILDERS, build_table, load_inputs
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rpg table",
-        description="Assemble a paper table (CSV + PNG plot) from `rpg evaluate` JSON files. Tables: "
-                    + "; ".join(f"{k}: {d}" for k, (_, d) in TABLES.items()),
+        description="Assemble a paper table (CSV + PNG plot) from `rpg evaluate` JSON files, one file per row.",
+        epilog="builders:\n" + "\n".join(f"  {k:10s} {b.description}" for k, b in BUILDERS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("table", choices=sorted(TABLES), help="which paper table to build")
+    p.add_argument("table", metavar="BUILDER", choices=list(BUILDERS),
+                   help="which table builder: " + ", ".join(BUILDERS))
     p.add_argument("--metrics", nargs="+", required=True, metavar="JSON",
                    help="evaluation files (format rpg-eval/1), one per row, in the printed row order")
     p.add_argument("--labels", nargs="+", metavar="NAME",
                    help="row names as the paper prints them (e.g. ResNet-18), one per --metrics file; they "
                         "join our rows to the paper's. Default: the metrics file names without .json")
     p.add_argument("--paper", metavar="CSV",
-                   help="the paper's numbers (resources/paper/<table>.csv); their columns appear as paper_*. "
-                        "Without it the paper_* columns stay empty")
-    p.add_argument("--scale", default="mini",
-                   help="scale name written into the `scale` column (default: mini)")
+                   help="the paper's numbers (resources/paper/<table>.csv), one row per label (column "
+                        "`architecture` for table1, `label` otherwise); their columns appear as paper_*. "
+                        "Without it table1's paper_* columns stay empty and the other builders have none")
+    p.add_argument("--scale", default="mini", help="scale name written into the `scale` column (default: mini)")
+    p.add_argument("--title", help="plot title (default: the builder's, with scale and datasets)")
     p.add_argument("--out", required=True, metavar="CSV", help="output CSV (written atomically)")
     p.add_argument("--plot", metavar="PNG", help="output plot (default: --out with .png)")
     return p
 
 
+def _main(args: argparse.Namespace) -> None:
+    inputs = load_inputs(args.table, args.metrics, args.labels, args.paper, args.scale, args.title)
+    plot = args.plot or Path(args.out).with_suffix(".png")
+    table = build_table(args.table, inputs, args.out, plot)
+    print(f"wrote {args.out} ({len(table)} rows) and {plot}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    def _main(args: argparse.Namespace) -> None:
-        TABLES[args.table][0](args)
-
-    return run(_main, parser, argv)
+    return run(_main, build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,12 @@ then reads the method from there.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from rpg import io
 from rpg.cli.common import add_threads_arg, int_in, parse_overrides, resolve_device, set_threads
 from rpg.cli.common import run as run_cli
-from rpg.errors import RPGInputError
+from rpg.evaluation import make_eval_fn
 from rpg.generator.config import PRESETS
-from rpg.generator.training import Zoo
 from rpg.methods import METHODS, FitSettings, get_method
 
 
@@ -54,23 +52,9 @@ def _train_cli(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     settings = FitSettings(preset=args.preset, config_file=args.config, overrides=parse_overrides(args.set),
                            device=device, restart_on_change=args.restart_on_change, eval_every=args.eval_every,
-                           eval_hook=lambda zoo: make_eval_fn(Zoo(zoo).manifest, device), quiet=args.quiet)
+                           eval_hook=lambda zoo: make_eval_fn(zoo, device), quiet=args.quiet)
     out = method.fit(args.checkpoints, args.out, settings)
     print(f"wrote {out}")
-
-
-def make_eval_fn(manifest: dict, device: str) -> Callable[[list[dict]], dict]:
-    """Accuracy of generated state_dicts on the zoo's own test set, from the zoo manifest."""
-    if "architecture" not in manifest or "dataset" not in manifest:
-        raise RPGInputError("--eval-every: the zoo's manifest.json names no architecture/dataset to test on")
-    from rpg.evaluation.evaluate import Evaluator
-    evaluator = Evaluator(manifest, device=device)
-
-    def evaluate(state_dicts: list[dict]) -> dict:
-        accs = [100.0 * (1.0 - float(evaluator.wrong(sd, "generated").float().mean())) for sd in state_dicts]
-        return {"acc_mean": round(sum(accs) / len(accs), 2), "acc_min": round(min(accs), 2),
-                "acc_max": round(max(accs), 2)}
-    return evaluate
 
 
 if __name__ == "__main__":

@@ -1,31 +1,33 @@
-"""`python -m rpg table <name>`: assemble a paper table (CSV + plot) from evaluation JSON files.
+"""Paper tables: typed inputs (rows of `rpg evaluate` results + the paper's numbers) -> a pandas DataFrame
+written as CSV, and a PNG plot. Both files are written atomically.
 
-Each table is one builder in `TABLES`. A builder reads the `rpg evaluate` outputs (format
-`rpg-eval/1`, one file per table row), puts the paper's own numbers (typed from the PDF into
-`resources/paper/tableN.csv`) beside ours, and writes a CSV plus a PNG plot.
+A builder is one entry of `BUILDERS`: a function `TableInputs -> DataFrame`, a plot function
+`(TableInputs, DataFrame) -> Figure`, a description (listed by `rpg table --help`) and the paper CSV's key and
+required columns. Adding a paper table is one builder function (or reusing a generic one) plus config entries.
 
-Table 1 (RPG paper, arXiv 2501.11587): for every architecture the accuracy of the collected
-checkpoints ("original") and best / average / minimum / median / std over the generated models.
-The paper prints one "original acc." per architecture; it matches the MEAN accuracy of the collected
-checkpoints (e.g. ViT-Base: checkpoints 84.27-84.63 %, mean 84.44 %, paper 84.4 %), so that is what
-we report. std is the population standard deviation (numpy's default, ddof=0), as in the eval JSON.
+- `table1` (paper Table 1): for every architecture the accuracy of the collected checkpoints ("original") and
+  best / average / minimum / median / std over the generated models. The paper prints one "original acc." per
+  architecture; it matches the MEAN accuracy of the collected checkpoints (e.g. ViT-Base: checkpoints
+  84.27-84.63 %, mean 84.44 %, paper 84.4 %), so that is what we report. std is the population standard
+  deviation (numpy's default, ddof=0), as in the eval JSON.
+- `ablation`: one row per experiment (e.g. generators of one zoo with different position embeddings).
+- `sampling`: one row per sampling variant of one generator (sampler, steps, mode from the eval JSON's
+  `generation` provenance).
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rpg.errors import RPGInputError
-from rpg.io import atomic_path, read_json
+import pandas as pd
 
-EVAL_FORMAT = "rpg-eval/1"
-STAT_KEYS = ("best", "mean", "min", "median", "std")
+from rpg.errors import RPGInputError
+from rpg.formats import read_eval
+from rpg.io import atomic_path
 
 # Printable dataset names for the `dataset` column (the eval JSON holds registry names).
 DATASET_NAMES = {
@@ -46,80 +48,55 @@ TABLE1_COLUMNS = (
     "n_original", "n_generated",
     *(f"paper_{c}" for c in TABLE1_PAPER_COLUMNS),
 )
+ABLATION_COLUMNS = ("label", "scale", "original_mean", "best", "mean", "min", "median", "std", "n")
+SAMPLING_COLUMNS = ("label", "scale", "sampler", "steps", "mode", "mean", "best", "min", "std", "n")
 
 
 # --------------------------------------------------------------------------------------------------
-# Reading inputs
+# Typed inputs
 # --------------------------------------------------------------------------------------------------
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RPGInputError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
+@dataclass
+class Row:
+    """One table row: its printed label and the `rpg evaluate` result (formats.read_eval)."""
+
+    label: str
+    eval: dict[str, Any]
 
 
-def _stats(block: Any, where: str) -> dict[str, Any]:
-    """Check one `original` / `generated` block of an eval JSON and return it normalised."""
-    if not isinstance(block, dict):
-        raise RPGInputError(f"{where}: expected an object with accuracies and statistics")
-    missing = [k for k in ("accuracies", *STAT_KEYS, "n") if k not in block]
-    if missing:
-        raise RPGInputError(f"{where}: missing key(s) {', '.join(missing)}")
-    accs = block["accuracies"]
-    if not isinstance(accs, list) or not accs:
-        raise RPGInputError(f"{where}.accuracies: expected a non-empty list")
-    out = {k: _number(block[k], f"{where}.{k}") for k in STAT_KEYS}
-    out["accuracies"] = [_number(a, f"{where}.accuracies[{i}]") for i, a in enumerate(accs)]
-    for i, a in enumerate(out["accuracies"]):
-        if not 0.0 <= a <= 100.0:
-            raise RPGInputError(f"{where}.accuracies[{i}]={a}: accuracies are percentages (0-100)")
-    if block["n"] != len(accs):
-        raise RPGInputError(f"{where}.n={block['n']!r} but {len(accs)} accuracies are listed")
-    out["n"] = len(accs)
-    return out
+@dataclass
+class TableInputs:
+    rows: list[Row]
+    paper: pd.DataFrame | None = None   # the paper's numbers as printed (str), indexed by row label
+    scale: str = "mini"
+    title: str | None = None            # plot title; None = the builder's own
 
 
-def read_eval(path: str | os.PathLike) -> dict[str, Any]:
-    """Load and check one `rpg evaluate` output (format rpg-eval/1)."""
-    d = read_json(path)
-    if not isinstance(d, dict) or d.get("format") != EVAL_FORMAT:
-        got = d.get("format") if isinstance(d, dict) else type(d).__name__
-        raise RPGInputError(f"{path}: not an evaluation file (format {got!r}, expected {EVAL_FORMAT!r})")
-    for key in ("params", "dataset", "original", "generated"):
-        if key not in d:
-            raise RPGInputError(f"{path}: missing key {key!r}")
-    if isinstance(d["params"], bool) or not isinstance(d["params"], int) or d["params"] <= 0:
-        raise RPGInputError(f"{path}: params must be a positive integer, got {d['params']!r}")
-    if not isinstance(d["dataset"], str):
-        raise RPGInputError(f"{path}: dataset must be a string, got {d['dataset']!r}")
-    return {
-        "params": d["params"],
-        "dataset": d["dataset"],
-        "substitute_for": d.get("substitute_for"),
-        "architecture": d.get("architecture"),
-        "original": _stats(d["original"], f"{path}: original"),
-        "generated": _stats(d["generated"], f"{path}: generated"),
-    }
-
-
-def read_paper_table(path: str | os.PathLike, columns: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    """resources/paper/tableN.csv -> {architecture: {column: value as printed}}."""
+def read_paper_table(path: str | os.PathLike, key: str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """resources/paper/<table>.csv -> DataFrame of str (values as printed, "" where empty) indexed by the `key`
+    column. `columns`: the ones a builder needs (default: all)."""
     path = Path(path)
     if not path.is_file():
         raise RPGInputError(f"{path}: file not found")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in ("architecture", *columns) if c not in header]
-        if missing:
-            raise RPGInputError(f"{path}: missing column(s) {', '.join(missing)}")
-        rows = {}
-        for line, row in enumerate(reader, start=2):
-            name = row["architecture"]
-            if name in rows:
-                raise RPGInputError(f"{path}:{line}: architecture {name!r} listed twice")
-            rows[name] = {c: row[c] for c in columns}
-    return rows
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise RPGInputError(f"{path}: not a readable CSV ({type(e).__name__})") from None
+    missing = [c for c in (key, *columns) if c not in df.columns]
+    if missing:
+        raise RPGInputError(f"{path}: missing column(s) {', '.join(missing)}")
+    dup = df[key][df[key].duplicated()]
+    if len(dup):
+        line = int(dup.index[0]) + 2   # header is line 1
+        raise RPGInputError(f"{path}:{line}: {key} {dup.iloc[0]!r} listed twice")
+    df = df.set_index(key)
+    return df[list(columns)] if columns else df
+
+
+def _paper_row(paper: pd.DataFrame | None, label: str) -> dict[str, str]:
+    if paper is None or label not in paper.index:
+        return {}
+    return {c: str(v) for c, v in paper.loc[label].items()}
 
 
 def dataset_label(dataset: str, substitute_for: str | None) -> str:
@@ -137,20 +114,53 @@ def _params_m(n: int) -> str:
     return f"{n / 1e6:.4g}"
 
 
+def _metric_axis(inputs: TableInputs) -> str:
+    names = {r.eval.get("metric") or "top-1 accuracy" for r in inputs.rows}
+    return f"{names.pop() if len(names) == 1 else 'metric'} (%)".replace("top-1 accuracy", "test accuracy")
+
+
+def _figure(n: int):
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on CI/cluster nodes
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(max(5.5, 1.3 * n + 1.5), 4.4))
+
+
+def _zoom(ax, values) -> None:
+    """Zoom the y axis to the data (accuracies of good models differ by tenths of a percent)."""
+    import numpy as np
+
+    every = np.asarray(values, dtype=float)
+    low, high = float(every.min()), float(every.max())
+    pad = max(1.0, 0.15 * (high - low))
+    ax.set_ylim(max(0.0, low - pad), min(100.0, high + pad))
+
+
+def _datasets(inputs: TableInputs) -> str:
+    return "; ".join(sorted({dataset_label(r.eval["dataset"], r.eval.get("substitute_for")) for r in inputs.rows}))
+
+
+def _paper_drawable(inputs: TableInputs) -> bool:
+    """The paper's values are drawn only when we measured on the paper's own dataset (no substitute)."""
+    return inputs.paper is not None and all(not r.eval.get("substitute_for") for r in inputs.rows)
+
+
 # --------------------------------------------------------------------------------------------------
 # Table 1
 # --------------------------------------------------------------------------------------------------
 
-def table1_rows(evals: list[dict[str, Any]], labels: list[str], scale: str,
-                paper: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+def table1(inputs: TableInputs) -> pd.DataFrame:
     rows = []
-    for ev, label in zip(evals, labels):
+    for row in inputs.rows:
+        ev = row.eval
         orig, gen = ev["original"], ev["generated"]
-        theirs = paper.get(label, {})
+        theirs = _paper_row(inputs.paper, row.label)
         rows.append({
-            "architecture": label,
-            "scale": scale,
-            "dataset": dataset_label(ev["dataset"], ev["substitute_for"]),
+            "architecture": row.label,
+            "scale": inputs.scale,
+            "dataset": dataset_label(ev["dataset"], ev.get("substitute_for")),
             "params": _params_m(ev["params"]),
             "original": _fmt(orig["mean"]),
             "best": _fmt(gen["best"]),
@@ -162,22 +172,18 @@ def table1_rows(evals: list[dict[str, Any]], labels: list[str], scale: str,
             "n_generated": str(gen["n"]),
             **{f"paper_{c}": theirs.get(c, "") for c in TABLE1_PAPER_COLUMNS},
         })
-    return rows
+    return pd.DataFrame(rows, columns=list(TABLE1_COLUMNS), dtype=str)
 
 
-def plot_table1(evals: list[dict[str, Any]], labels: list[str], scale: str,
-                paper: dict[str, dict[str, str]], out: Path) -> None:
-    """Original vs generated accuracy per architecture: every model as a dot, the means as lines.
-    The paper's values are drawn only when we measured on the paper's own dataset (no substitute)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on CI/cluster nodes
-    import matplotlib.pyplot as plt
+def plot_table1(inputs: TableInputs, table: pd.DataFrame):
+    """Original vs generated accuracy per architecture: every model as a dot, the means as lines."""
     import numpy as np
 
+    labels = [r.label for r in inputs.rows]
+    evals = [r.eval for r in inputs.rows]
     x = np.arange(len(labels))
     width = 0.36
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.3 * len(labels) + 1.5), 4.4))
+    fig, ax = _figure(len(labels))
     rng = np.random.default_rng(0)  # jitter only; fixed so the PNG is reproducible
     for offset, key, colour, name in ((-width / 2, "original", "tab:blue", "original checkpoints"),
                                       (width / 2, "generated", "tab:orange", "generated (RPG)")):
@@ -189,59 +195,189 @@ def plot_table1(evals: list[dict[str, Any]], labels: list[str], scale: str,
             accs = np.asarray(ev[key]["accuracies"])
             jitter = rng.uniform(-width / 4, width / 4, size=accs.size)
             ax.scatter(np.full(accs.size, x[i] + offset) + jitter, accs, s=10, color=colour, zorder=3)
-    same_dataset = all(not ev["substitute_for"] for ev in evals)
-    if same_dataset:
+    if _paper_drawable(inputs):
         for i, label in enumerate(labels):
-            theirs = paper.get(label, {})
+            theirs = _paper_row(inputs.paper, label)
             for offset, col in ((-width / 2, "original"), (width / 2, "average")):
                 if theirs.get(col):
                     first = i == 0 and col == "original"
                     ax.plot([x[i] + offset - width / 2, x[i] + offset + width / 2], [float(theirs[col])] * 2,
                             color="black", lw=1.5, ls="--", label="paper" if first else None)
-    every = np.concatenate([ev[k]["accuracies"] for ev in evals for k in ("original", "generated")])
-    low, high = float(every.min()), float(every.max())
-    pad = max(1.0, 0.15 * (high - low))
-    ax.set_ylim(max(0.0, low - pad), min(100.0, high + pad))
+    _zoom(ax, np.concatenate([ev[k]["accuracies"] for ev in evals for k in ("original", "generated")]))
     ax.set_xticks(x, labels, rotation=20, ha="right")
     ax.set_ylabel("test accuracy (%)")
-    datasets = sorted({dataset_label(ev["dataset"], ev["substitute_for"]) for ev in evals})
-    ax.set_title(f"Table 1, {scale} scale\n{'; '.join(datasets)}", fontsize=10)
+    ax.set_title(inputs.title or f"Table 1, {inputs.scale} scale\n{_datasets(inputs)}", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    return fig
 
 
-def build_table1(args: argparse.Namespace) -> None:
-    labels = args.labels or [_default_label(p) for p in args.metrics]
-    if len(labels) != len(args.metrics):
-        raise RPGInputError(f"--labels: {len(labels)} labels for {len(args.metrics)} --metrics files")
+# --------------------------------------------------------------------------------------------------
+# Generic builders: ablations (one row per experiment) and sampling variants (one row per variant)
+# --------------------------------------------------------------------------------------------------
+
+def _paper_columns(inputs: TableInputs) -> tuple[list[str], list[dict[str, str]]]:
+    """paper_<column> for every column of the paper CSV, and each row's values ("" where it has none)."""
+    if inputs.paper is None:
+        return [], [{} for _ in inputs.rows]
+    cols = [f"paper_{c}" for c in inputs.paper.columns]
+    vals = [{f"paper_{c}": v for c, v in _paper_row(inputs.paper, r.label).items()} for r in inputs.rows]
+    return cols, [{c: v.get(c, "") for c in cols} for v in vals]
+
+
+def ablation(inputs: TableInputs) -> pd.DataFrame:
+    paper_cols, paper_vals = _paper_columns(inputs)
+    rows = []
+    for row, theirs in zip(inputs.rows, paper_vals):
+        orig, gen = row.eval["original"], row.eval["generated"]
+        rows.append({"label": row.label, "scale": inputs.scale, "original_mean": orig["mean"],
+                     **{k: gen[k] for k in ("best", "mean", "min", "median", "std", "n")}, **theirs})
+    return pd.DataFrame(rows, columns=[*ABLATION_COLUMNS, *paper_cols])
+
+
+def _generation(ev: dict[str, Any], key: str) -> Any:
+    gen = ev.get("generation")
+    return gen.get(key) if isinstance(gen, dict) else None
+
+
+def sampling(inputs: TableInputs) -> pd.DataFrame:
+    paper_cols, paper_vals = _paper_columns(inputs)
+    rows = []
+    for row, theirs in zip(inputs.rows, paper_vals):
+        gen = row.eval["generated"]
+        rows.append({"label": row.label, "scale": inputs.scale,
+                     **{k: _generation(row.eval, k) for k in ("sampler", "steps", "mode")},
+                     **{k: gen[k] for k in ("mean", "best", "min", "std", "n")}, **theirs})
+    df = pd.DataFrame(rows, columns=[*SAMPLING_COLUMNS, *paper_cols])
+    df["steps"] = df["steps"].astype("Int64")   # integers, empty where the provenance has none
+    return df
+
+
+def _dots(ax, x, accuracies: list[list[float]], colour: str, label: str) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)  # jitter only; fixed so the PNG is reproducible
+    for i, accs in enumerate(accuracies):
+        a = np.asarray(accs)
+        ax.scatter(x[i] + rng.uniform(-0.12, 0.12, size=a.size), a, s=10, color=colour, alpha=0.7, zorder=3,
+                   label=label if i == 0 else None)
+
+
+def plot_ablation(inputs: TableInputs, table: pd.DataFrame):
+    """Each experiment: generated models as dots, their mean as a line, the zoo's original mean dashed."""
+    import numpy as np
+
+    labels = [r.label for r in inputs.rows]
+    x = np.arange(len(labels))
+    fig, ax = _figure(len(labels))
+    gen = [r.eval["generated"]["accuracies"] for r in inputs.rows]
+    ax.hlines(table["mean"], x - 0.3, x + 0.3, color="tab:orange", lw=3, label="generated (mean: line)")
+    _dots(ax, x, gen, "tab:orange", "generated models")
+    ax.hlines(table["original_mean"], x - 0.4, x + 0.4, color="tab:blue", lw=1.5, ls="--",
+              label="original checkpoints (mean)")
+    every = [a for accs in gen for a in accs] + list(table["original_mean"])
+    if _paper_drawable(inputs) and "paper_mean" in table:
+        paper = pd.to_numeric(table["paper_mean"], errors="coerce")
+        ax.scatter(x, paper, marker="x", color="black", zorder=4, label="paper (mean)")
+        every += [v for v in paper if v == v]
+    _zoom(ax, every)
+    ax.set_xticks(x, labels, rotation=20, ha="right")
+    ax.set_ylabel(_metric_axis(inputs))
+    ax.set_title(inputs.title or f"Ablation, {inputs.scale} scale\n{_datasets(inputs)}", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sampling(inputs: TableInputs, table: pd.DataFrame):
+    """Metric vs sampling variant (in the given row order): mean with a min-best range, every model as a dot."""
+    import numpy as np
+
+    labels = [r.label for r in inputs.rows]
+    x = np.arange(len(labels))
+    fig, ax = _figure(len(labels))
+    mean, lo, hi = (table[k].to_numpy(dtype=float) for k in ("mean", "min", "best"))
+    ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], color="tab:orange", marker="o", capsize=4,
+                label="generated: mean, min-best")
+    gen = [r.eval["generated"]["accuracies"] for r in inputs.rows]
+    _dots(ax, x, gen, "tab:orange", None)
+    orig = float(np.mean([r.eval["original"]["mean"] for r in inputs.rows]))
+    ax.axhline(orig, color="tab:blue", ls="--", lw=1.2, label="original checkpoints (mean)")
+    _zoom(ax, [a for accs in gen for a in accs] + [orig])
+    ax.set_xticks(x, labels, rotation=20, ha="right")
+    ax.set_xlabel("sampling variant")
+    ax.set_ylabel(_metric_axis(inputs))
+    ax.set_title(inputs.title or f"Sampling variants, {inputs.scale} scale\n{_datasets(inputs)}", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry and the one entry point
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Builder:
+    table: Callable[[TableInputs], pd.DataFrame]
+    plot: Callable[[TableInputs, pd.DataFrame], Any]     # -> matplotlib Figure
+    description: str
+    paper_key: str = "label"                    # the paper CSV's row-label column
+    paper_columns: tuple[str, ...] = ()         # columns it must have (empty: every column, as paper_*)
+
+
+# Add a paper table here (or reuse a generic builder from the workflow config's `tables:` entry).
+BUILDERS: dict[str, Builder] = {
+    "table1": Builder(table1, plot_table1,
+                      "original vs generated accuracy across architectures (paper Table 1)",
+                      paper_key="architecture", paper_columns=TABLE1_PAPER_COLUMNS),
+    "ablation": Builder(ablation, plot_ablation,
+                        "one row per experiment: original mean, generated best/mean/min/median/std, n"),
+    "sampling": Builder(sampling, plot_sampling,
+                        "one row per sampling variant of one generator: sampler/steps/mode, generated "
+                        "mean/best/min/std"),
+}
+
+
+def _builder(name: str) -> Builder:
+    if name not in BUILDERS:
+        raise RPGInputError(f"table builder {name!r}: unknown (known: {', '.join(BUILDERS)})")
+    return BUILDERS[name]
+
+
+def load_inputs(builder: str, metrics: list[str | os.PathLike], labels: list[str] | None = None,
+                paper: str | os.PathLike | None = None, scale: str = "mini", title: str | None = None
+                ) -> TableInputs:
+    """Read the eval files (one per row) and the paper's numbers into `TableInputs`. Default labels: the
+    metrics file names without .json."""
+    b = _builder(builder)
+    labels = list(labels) if labels else [Path(p).stem for p in metrics]
+    if len(labels) != len(metrics):
+        raise RPGInputError(f"--labels: {len(labels)} labels for {len(metrics)} --metrics files")
     if len(set(labels)) != len(labels):
         raise RPGInputError(f"--labels: duplicate row names in {labels}")
-    evals = [read_eval(p) for p in args.metrics]
-    paper = read_paper_table(args.paper, TABLE1_PAPER_COLUMNS) if args.paper else {}
-    rows = table1_rows(evals, labels, args.scale, paper)
-    write_csv(args.out, TABLE1_COLUMNS, rows)
-    plot = args.plot or Path(args.out).with_suffix(".png")
-    plot_table1(evals, labels, args.scale, paper, Path(plot))
-    print(f"wrote {args.out} ({len(rows)} rows) and {plot}")
+    rows = [Row(label, read_eval(p)) for label, p in zip(labels, metrics)]
+    table = read_paper_table(paper, b.paper_key, b.paper_columns) if paper else None
+    return TableInputs(rows, table, scale, title)
 
 
-def _default_label(path: str) -> str:
-    """Row name when --labels is not given: the file name without .json (e.g. resnet18)."""
-    return Path(path).stem
+def build_table(builder: str, inputs: TableInputs, out_csv: str | os.PathLike,
+                out_png: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Build the table, write the CSV and the PNG plot (default: out_csv with .png), both atomically."""
+    import matplotlib.pyplot as plt
 
-
-def write_csv(path: str | os.PathLike, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-# name -> (builder, one-line description). Add a paper table here and as a rule in workflow/rules/tables.smk.
-TABLES: dict[str, tuple[Callable[[argparse.Namespace], None], str]] = {
-    "table1": (build_table1, "original vs generated accuracy across architectures (paper Table 1)"),
-}
+    b = _builder(builder)
+    table = b.table(inputs)
+    fig = b.plot(inputs, table)
+    try:
+        # csv module line ends (\r\n), as Table 1 has always been written
+        with atomic_path(out_csv) as tmp:
+            table.to_csv(tmp, index=False, lineterminator="\r\n")
+        with atomic_path(out_png if out_png is not None else Path(out_csv).with_suffix(".png")) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+    return table

@@ -1,0 +1,102 @@
+"""The vision-classification domain: top-1 test accuracy of an image classifier.
+
+Every state_dict is loaded strictly into the architecture of the zoo's manifest and run on the test split of its
+dataset (ImageNet: the validation set), unaugmented, in fixed order. A task zoo (unseen-task study, paper §4.1)
+scores each model on its own binary relabelling of the ten classes. The per-sample mistakes are the misclassified
+test samples, which the IoU similarity of App. B.4 compares.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rpg import formats
+from rpg.evaluation.domains import Outcome
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module,
+    split,
+    device: torch.device | str,
+    batch_size: int,
+    label_map: torch.Tensor | None = None,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted and true labels (both (N,) int64, CPU) of `split` in its fixed order.
+
+    With `label_map` (binary tasks) the targets are relabelled and a 2-way head is expected.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    preds, targets = [], []
+    for x, y in split.batches(batch_size, label_map=label_map):
+        x = x.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        preds.append(model(x).argmax(dim=1).cpu())
+        targets.append(y)
+    model.train(was_training)
+    return torch.cat(preds), torch.cat(targets)
+
+
+def task_label_map(task: list[int], where: str) -> torch.Tensor:
+    """(10,) int64: original class label -> its binary label under `task` (checked by formats.check_task)."""
+    return torch.tensor(formats.check_task(task, where), dtype=torch.long)
+
+
+class Evaluator:
+    """One architecture + one test set; evaluates many state_dicts (strict load) on it."""
+
+    def __init__(
+        self,
+        zoo_manifest: dict,
+        data_cfg=None,
+        device: str | torch.device = "cpu",
+        batch_size: int | None = None,
+    ):
+        from rpg.zoos.architectures import build_model
+        from rpg.zoos.datasets import DatasetSpec, load_dataset
+
+        self.device = torch.device(device)
+        self.arch = zoo_manifest["architecture"]
+        self.spec = DatasetSpec.from_dict(zoo_manifest["dataset"])
+        cfg = zoo_manifest.get("config") or {}
+        self.channels_last = bool(cfg.get("channels_last", False))
+        self.batch_size = batch_size or int(cfg.get("eval_batch_size", 1000))
+        self.data = load_dataset(self.spec, data_cfg)
+        self.model = build_model(self.arch).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def wrong(self, sd: dict[str, torch.Tensor], source: str, task: list[int] | None = None) -> torch.Tensor:
+        """(N,) bool: which test samples the weights `sd` misclassify."""
+        from rpg.zoos.architectures import load_weights_strict
+
+        load_weights_strict(self.model, sd, source)
+        label_map = task_label_map(task, f"{source}: task") if task is not None else None
+        preds, targets = predict(
+            self.model, self.data.test, self.device, self.batch_size, label_map, self.channels_last
+        )
+        return preds != targets
+
+
+class ClassificationDomain:
+    """`Domain` of image classifiers: metric = top-1 test accuracy (%), mistakes = misclassified samples."""
+
+    metric_name = "top-1 accuracy"
+
+    def __init__(self, zoo: formats.Zoo, data_cfg=None, device: str | torch.device = "cpu",
+                 batch_size: int | None = None):
+        from rpg.zoos.architectures import count_params
+
+        self.evaluator = Evaluator(zoo.manifest, data_cfg, device, batch_size)
+        self.params = count_params(self.evaluator.model)
+        self.dataset = self.evaluator.spec.name
+        self.split = "test"
+
+    def score(self, state_dict: dict[str, torch.Tensor], source: str, ref: formats.ModelRef) -> Outcome:
+        wrong = self.evaluator.wrong(state_dict, source, ref.task)
+        return Outcome(metric=100.0 * (1.0 - float(wrong.float().mean())), mistakes=wrong)
