@@ -196,7 +196,7 @@ def recipe_inputs(wildcards):
         from rpg.zoos.recipes import recipe_files
     except ImportError:
         return []
-    return [pinned(str(p)) for p in recipe_files(zoo_recipe(wildcards))]
+    return [pinned(str(REPO / p)) for p in recipe_files(zoo_recipe(wildcards))]
 
 
 # -------------------------------------------------------------------------------------- experiments
