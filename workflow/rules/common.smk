@@ -257,6 +257,7 @@ def train_flags(wildcards):
 
 
 try:  # the generator presets, to resolve an experiment's full config (see train_config)
+    from rpg.errors import RPGInputError
     from rpg.generator.config import preset_config as _preset_config
 except ImportError:
     _preset_config = None
@@ -275,9 +276,7 @@ def resolved_config(exp):
         return json.dumps({"preset": preset, "set": overrides})
     try:
         resolved = _preset_config(preset, dict(kv.split("=", 1) for kv in overrides))
-    except (
-        Exception
-    ) as e:  # RPGInputError, an unknown preset: one line naming the experiment
+    except RPGInputError as e:  # a bad `set` key or value, an unknown preset
         config_error(f"experiments.{exp}", f"preset {preset} with set {overrides}: {e}")
     return json.dumps(resolved.to_dict(), sort_keys=True)
 
