@@ -4,11 +4,14 @@
 #   snakemake results/table1.csv --configfile config/paper.yaml --cores 1 --resources gpu=1  # paper scale
 #
 # Put the target first: --resources and --configfile take several values and swallow a target
-# that follows them. Per Table row (config `architectures`) the pipeline is
-#   collect -> train -> generate -> evaluate,   then one `tableN` rule per paper table.
+# that follows them. Three kinds of config entries (config/README.md):
+#   zoos        -> collect   (results/<scale>/zoos/<zoo>/)
+#   experiments -> train     (results/<scale>/runs/<exp>/), then generate + evaluate
+#   variants    -> generate + evaluate with another sampling of an experiment's run (never retrains)
+#   tables      -> one generic `table` rule (results/<scale>/<table>.csv/.png, results/<table>.*)
 # Snakemake decides what to run; DVC (dvc.yaml) only stores the expensive artefacts.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.27")
 
@@ -16,13 +19,14 @@ min_version("9.27")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# common.smk first: it validates the config (one line naming the key on error) and defines the
+# helpers the rule files use.
+include: "workflow/rules/common.smk"
 
 
 report: "workflow/report/workflow.rst"
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/generate.smk"
@@ -34,8 +38,8 @@ localrules:
     all,
 
 
+# Every configured table (CSV + plot) for the configured scale.
 rule all:
-    """Every configured paper table (CSV + plot) for the configured scale."""
+    default_target: True
     input:
         expand("results/{table}.{ext}", table=TABLES, ext=["csv", "png"]),
-    default_target: True

@@ -1,28 +1,33 @@
-# Stage 1: collect a checkpoint zoo (the generator's training data) for one Table row.
+# Stage 1: collect a checkpoint zoo (the generator's training data), once per `zoos` entry.
 
 
 rule collect:
-    """Train/fine-tune one zoo: results/<scale>/zoos/<arch>/*.safetensors + manifest.json (written last)."""
+    """Train/fine-tune one zoo: results/<scale>/zoos/<zoo>/*.safetensors + manifest.json (written last)."""
+    input:
+        recipes=recipe_inputs,
     output:
-        manifest="results/{scale}/zoos/{arch}/manifest.json",
+        manifest="results/{scale}/zoos/{zoo}/manifest.json",
+    log:
+        "results/{scale}/logs/collect/{zoo}.log",
+    benchmark:
+        "results/{scale}/benchmarks/collect/{zoo}.tsv"
+    conda:
+        "../envs/rpg.yaml"
+    threads: job_threads()
+    resources:
+        gpu=1,
     params:
         device=config["device"],
-        zoo=zoo_name,
+        recipe=zoo_recipe,
+        digest=recipe_digest,
         folder=folder_of("manifest"),
         data=data_flags,
         extra=collect_flags,
-    log:
-        "results/{scale}/logs/collect/{arch}.log",
-    benchmark:
-        "results/{scale}/benchmarks/collect/{arch}.tsv"
-    resources:
-        gpu=1,
-    conda:
-        "../envs/rpg.yaml"
+        threads=threads_flag,
     shell:
         "python -m rpg collect"
-        " --zoo {params.zoo}"
+        " --zoo {params.recipe}"
         " --out {params.folder}"
         " --device {params.device}"
-        " {params.data} {params.extra}"
+        " {params.threads} {params.data} {params.extra}"
         " > {log} 2>&1"

@@ -1,42 +1,119 @@
-# Helpers only (no rules): config lookups, wildcard constraints, pinned() and input/param functions.
-# The root Snakefile includes this file before the rule files, which use these names.
+# Helpers only (no rules): config lookups and cross-checks, wildcard constraints, pinned() and the
+# input/param functions. The root Snakefile includes this file before the rule files.
 
+import hashlib
+import json
 import os
 import re
 import shlex
 import sys
 from pathlib import Path
 
-# Jobs run `python -m rpg ...` / `torchrun`: resolve them in the environment that runs Snakemake
-# (e.g. `.venv/bin/snakemake` without an activated venv), not whatever `python` is first on PATH.
-shell.prefix(f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; ')
+import jsonschema
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
-# Files shipped with the workflow (resources/paper/*.csv) are found next to the root Snakefile,
-# also when Snakemake runs in another working directory (--directory tests/smoke).
+from snakemake.settings.types import DeploymentMethod
+
+# Software: with --software-deployment-method conda every job runs in workflow/envs/rpg.yaml (the
+# `conda:` directive of each rule, pinned to requirements.txt). Otherwise jobs run `python -m rpg`
+# / `torchrun` from the environment that runs Snakemake (e.g. `.venv/bin/snakemake` without an
+# activated venv), not whatever `python` is first on PATH. The PATH prefix is only set then: it
+# would otherwise win over the activated conda env.
+CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+if not CONDA:
+    shell.prefix(
+        f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; '
+    )
+
+# Files shipped with the workflow (resources/paper/*.csv, rpg/zoos/recipes/*.yaml) are found next to
+# the root Snakefile, also when Snakemake runs in another working directory (--directory tests/smoke).
 REPO = Path(workflow.basedir)
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def validation_error(err):
+    """jsonschema's error (message + a dump of the schema) -> one line naming the config key."""
+    cause = (
+        err.__cause__ or err.__context__
+    )  # snakemake.utils.validate raises inside `except`
+    if not isinstance(cause, jsonschema.ValidationError):
+        return str(err).splitlines()[0]
+    key = ".".join(str(p) for p in cause.absolute_path) or "(top level)"
+    if cause.validator == "additionalProperties":
+        allowed = sorted(cause.schema.get("properties", {}))
+        unknown = sorted(set(cause.instance) - set(allowed))
+        return f"config {key}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})"
+    if cause.validator == "required":
+        return f"config {key}: {cause.message}"
+    return f"config {key}: {cause.instance!r} is not valid ({cause.validator}: {cause.validator_value!r})"
+
+
+try:
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+except WorkflowError as e:
+    raise WorkflowError(validation_error(e)) from None
+
 
 SCALE = config["scale"]
-ARCHITECTURES = config["architectures"]
+ZOOS = config["zoos"]
+EXPERIMENTS = config["experiments"]
+VARIANTS = config["variants"]
 TABLES = config["tables"]
+ROWS = {
+    **EXPERIMENTS,
+    **VARIANTS,
+}  # every id that has a generated folder and a metrics file
 
-# Cross-field checks the JSON schema cannot express.
-for _table, _spec in TABLES.items():
-    _unknown = [row for row in _spec["rows"] if row not in ARCHITECTURES]
-    if _unknown:
-        raise ValueError(
-            f"config tables.{_table}.rows: {', '.join(_unknown)} not in architectures "
-            f"(known: {', '.join(ARCHITECTURES)})"
+
+def config_error(key, message):
+    """One line naming the config key (Snakemake prints it under a `WorkflowError in file` header)."""
+    raise WorkflowError(f"config {key}: {message}")
+
+
+# Cross-references the JSON schema cannot express.
+for _id in set(EXPERIMENTS) & set(VARIANTS):
+    config_error(
+        f"variants.{_id}", "the id is also an experiment (they share one namespace)"
+    )
+for _id, _exp in EXPERIMENTS.items():
+    if _exp["zoo"] not in ZOOS:
+        config_error(
+            f"experiments.{_id}.zoo",
+            f"{_exp['zoo']} is not in zoos (known: {', '.join(ZOOS)})",
         )
-    if not (REPO / _spec["paper"]).is_file():
-        raise ValueError(f"config tables.{_table}.paper: {REPO / _spec['paper']} does not exist")
+for _id, _var in VARIANTS.items():
+    if _var["generator"] not in EXPERIMENTS:
+        config_error(
+            f"variants.{_id}.generator",
+            f"{_var['generator']} is not in experiments (known: {', '.join(EXPERIMENTS)})",
+        )
+for _table, _spec in TABLES.items():
+    _unknown = [row for row in _spec["rows"] if row not in ROWS]
+    if _unknown:
+        config_error(
+            f"tables.{_table}.rows",
+            f"{', '.join(_unknown)} not in experiments or variants (known: {', '.join(ROWS)})",
+        )
+    if "paper" in _spec and not (REPO / _spec["paper"]).is_file():
+        config_error(
+            f"tables.{_table}.paper", f"{REPO / _spec['paper']} does not exist"
+        )
 
 
-# Only the configured scale and architectures can match, so a results/<other scale>/... target
-# fails with "no rule to produce" instead of silently mixing scales.
+# Only the configured scale and ids can match, so a results/<other scale>/... target fails with
+# "no rule to produce" instead of silently mixing scales.
+def _one_of(names):
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+
+
 wildcard_constraints:
     scale=re.escape(SCALE),
-    arch="|".join(re.escape(a) for a in ARCHITECTURES),
-    table="table[0-9]+",
+    zoo=_one_of(ZOOS),
+    exp=_one_of(EXPERIMENTS),
+    row=_one_of(ROWS),
+    table=_one_of(TABLES),
 
 
 def pinned(path):
@@ -44,14 +121,15 @@ def pinned(path):
 
     `dvc pull` gives restored files fresh modification times, which would make Snakemake retrain
     everything downstream. While `reuse_artifacts` is true such inputs are ancient(): present means
-    up to date. Retrain deliberately with --config reuse_artifacts=False --forcerun train.
+    up to date. Retrain deliberately: config/README.md, "Retraining on purpose".
     """
     return ancient(path) if config["reuse_artifacts"] else path
 
 
 def folder_of(name):
     """Param function: the folder of the input or output file called `name` (a zoo, run or
-    generated folder is named after its manifest/generator file, never spelled out twice)."""
+    generated folder is named after its manifest/generator file, never spelled out twice).
+    """
 
     def folder(wildcards, input, output):
         files = input if name in input.keys() else output
@@ -65,17 +143,82 @@ def set_flags(overrides):
     return " ".join(f"--set {shlex.quote(kv)}" for kv in overrides)
 
 
-def zoo_name(wildcards):
-    """Zoo registry name for `rpg collect --zoo`: architectures.<id>.zoo, else <scale>/<id>."""
-    return ARCHITECTURES[wildcards.arch].get("zoo", f"{SCALE}/{wildcards.arch}")
+def data_flags(wildcards):
+    """Dataset locations (config `data`) as --set overrides; unset keys keep the CLI/env default."""
+    return set_flags(f"{key}={value}" for key, value in config["data"].items())
+
+
+# ------------------------------------------------------------------------------------------ threads
+def job_threads():
+    """A job's `threads:`: config `threads`, else every core (Snakemake caps it at --cores)."""
+    return config["threads"] or os.cpu_count() or 1
+
+
+def threads_flag(wildcards, threads):
+    """`--threads N` for the CLI, or nothing.
+
+    `--cores 1`: one job at a time; pass nothing, so the CLI uses the machine's idle cores (what a
+    user's plain command does). `--cores N > 1` (or an executor that sets no core count): several
+    jobs may run at once, so each gets exactly the `threads` Snakemake reserved for it.
+    Taking `threads` makes this a derived param: changing --cores never triggers a rerun.
+    """
+    return "" if workflow._cores == 1 else f"--threads {threads}"
+
+
+# ------------------------------------------------------------------------------------------- zoos
+def collect_flags(wildcards):
+    return set_flags(config["collect"]["set"] + ZOOS[wildcards.zoo].get("set", []))
+
+
+def zoo_recipe(wildcards):
+    return ZOOS[wildcards.zoo]["recipe"]
+
+
+def recipe_digest(wildcards, input):
+    """Param: a hash of the recipe files' content. Inputs are pinned() like the artefacts (a fresh
+    clone gives them fresh mtimes); this param makes a content change recollect the zoo anyway.
+    """
+    h = hashlib.sha256()
+    for path in input.recipes:
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:16] if input.recipes else "none"
+
+
+def recipe_inputs(wildcards):
+    """Input function: the recipe files of this zoo, so editing a recipe recollects what uses it.
+
+    Recipes are YAML data under rpg/zoos/recipes/ (`recipe_files(name)` lists a recipe's files, its
+    shared base families included). A checkout whose recipes are still Python declares none.
+    """
+    if not (REPO / "rpg" / "zoos" / "recipes").is_dir():
+        return []
+    try:
+        from rpg.zoos.recipes import recipe_files
+    except ImportError:
+        return []
+    return [pinned(str(REPO / p)) for p in recipe_files(zoo_recipe(wildcards))]
+
+
+# -------------------------------------------------------------------------------------- experiments
+def experiment_of(row):
+    """The experiment whose run folder a row (experiment or variant id) samples."""
+    return VARIANTS[row]["generator"] if row in VARIANTS else row
+
+
+def zoo_of(row):
+    return EXPERIMENTS[experiment_of(row)]["zoo"]
+
+
+def train_method(wildcards):
+    return EXPERIMENTS[wildcards.exp]["method"]
 
 
 def train_preset(wildcards):
-    return ARCHITECTURES[wildcards.arch].get("preset", config["preset"])
+    return EXPERIMENTS[wildcards.exp].get("preset", config["preset"])
 
 
 def train_gpus(wildcards):
-    return ARCHITECTURES[wildcards.arch].get("gpus", config["gpus_per_job"])
+    return EXPERIMENTS[wildcards.exp].get("gpus", config["gpus_per_job"])
 
 
 def train_launcher(wildcards):
@@ -86,38 +229,122 @@ def train_launcher(wildcards):
     return "python -m rpg"
 
 
+def train_overrides(wildcards):
+    return config["train"]["set"] + EXPERIMENTS[wildcards.exp].get("set", [])
+
+
+# Runs whose generator exists when Snakemake starts, i.e. finished ones (generator.safetensors is
+# written last). Snakemake deletes a job's outputs before running it, so this is recorded first.
+FINISHED_RUNS = {
+    p.parent.name
+    for p in Path("results", SCALE, "runs").glob("*/generator.safetensors")
+}
+
+
+def fresh_start(wildcards, output):
+    """Shell prefix: drop the saved training state of a finished run that Snakemake reruns (forced,
+    or its params/inputs changed), so the job retrains from step 0 instead of resuming; a run
+    interrupted by kill -9 or Ctrl-C has no generator yet and resumes. Derived from `output`, so
+    it is not itself a rerun trigger."""
+    if wildcards.exp not in FINISHED_RUNS:
+        return ""
+    state = Path(output.generator).parent / "train_state.pt"
+    return f"rm -f {shlex.quote(str(state))} && "
+
+
 def train_flags(wildcards):
-    return set_flags(config["train"]["set"] + ARCHITECTURES[wildcards.arch].get("train_set", []))
+    return set_flags(train_overrides(wildcards))
 
 
-def collect_flags(wildcards):
-    return set_flags(config["collect"]["set"] + ARCHITECTURES[wildcards.arch].get("collect_set", []))
+try:  # the generator presets, to resolve an experiment's full config (see train_config)
+    from rpg.errors import RPGInputError
+    from rpg.generator.config import preset_config as _preset_config
+except ImportError:
+    _preset_config = None
 
 
-def data_flags(wildcards):
-    """Dataset locations (config `data`) as --set overrides; unset keys keep the CLI/env default."""
-    return set_flags(f"{key}={value}" for key, value in config["data"].items())
+def resolved_config(exp):
+    """The experiment's full generator config (preset + `train.set` + its `set`), as JSON.
+
+    Checked for every experiment when the workflow loads, so a bad `set` key fails the dry run in
+    one line. Methods other than rpg (and checkouts without the presets) keep preset + overrides.
+    """
+    spec = EXPERIMENTS[exp]
+    preset = spec.get("preset", config["preset"])
+    overrides = config["train"]["set"] + spec.get("set", [])
+    if _preset_config is None or spec["method"] != "rpg":
+        return json.dumps({"preset": preset, "set": overrides})
+    try:
+        resolved = _preset_config(preset, dict(kv.split("=", 1) for kv in overrides))
+    except RPGInputError as e:  # a bad `set` key or value, an unknown preset
+        config_error(f"experiments.{exp}", f"preset {preset} with set {overrides}: {e}")
+    return json.dumps(resolved.to_dict(), sort_keys=True)
 
 
-def generate_flags(wildcards):
+TRAIN_CONFIGS = {exp: resolved_config(exp) for exp in EXPERIMENTS}
+
+
+def train_config(wildcards):
+    """Param (not used by the command): the experiment's resolved generator config.
+
+    Snakemake reruns a job whose params changed, so editing an experiment's `set`, the top-level
+    `train.set` or a preset's definition in rpg/generator/config.py retrains exactly the
+    experiments whose config changes, while a comment or an unrelated preset does not.
+    """
+    return TRAIN_CONFIGS[wildcards.exp]
+
+
+def sample_settings(row):
+    """Top-level `sample`, then the generator experiment's `sample`, then the variant's own."""
+    settings = dict(config["sample"])
+    settings.update(EXPERIMENTS[experiment_of(row)].get("sample", {}))
+    if row in VARIANTS:
+        settings.update(VARIANTS[row].get("sample", {}))
+    return settings
+
+
+def sample_param(key):
+    return lambda wildcards: sample_settings(wildcards.row)[key]
+
+
+def sample_flags(wildcards):
     """Optional sampler settings; unset ones leave the generator's own (preset) choice."""
-    gen = config["generate"]
-    flags = [f"--{key} {gen[key]}" for key in ("sampler", "steps", "mode") if gen[key] is not None]
-    return " ".join(flags)
+    s = sample_settings(wildcards.row)
+    keys = ("sampler", "steps", "mode", "conditions")
+    return " ".join(
+        f"--{key} {shlex.quote(str(s[key]))}" for key in keys if s[key] is not None
+    )
 
 
-def table_metrics(table):
-    """Input function factory: the evaluation JSON of every row of `table`, in paper order."""
-
-    def metrics(wildcards):
-        return [f"results/{wildcards.scale}/metrics/{row}.json" for row in TABLES[table]["rows"]]
-
-    return metrics
+def generator_of(wildcards):
+    return f"results/{wildcards.scale}/runs/{experiment_of(wildcards.row)}/generator.safetensors"
 
 
-def table_labels(table):
-    return [ARCHITECTURES[row]["label"] for row in TABLES[table]["rows"]]
+def zoo_manifest_of(wildcards):
+    return f"results/{wildcards.scale}/zoos/{zoo_of(wildcards.row)}/manifest.json"
 
 
-def paper_numbers(table):
-    return str(REPO / TABLES[table]["paper"])
+# ------------------------------------------------------------------------------------------- tables
+def table_metrics(wildcards):
+    """Input function: the evaluation JSON of every row of the table, in print order."""
+    return [
+        f"results/{wildcards.scale}/metrics/{row}.json"
+        for row in TABLES[wildcards.table]["rows"]
+    ]
+
+
+def table_labels(wildcards):
+    return [ROWS[row]["label"] for row in TABLES[wildcards.table]["rows"]]
+
+
+def table_paper(wildcards):
+    spec = TABLES[wildcards.table]
+    return [str(REPO / spec["paper"])] if "paper" in spec else []
+
+
+def table_builder(wildcards):
+    return TABLES[wildcards.table]["builder"]
+
+
+def paper_flag(wildcards, input):
+    return f"--paper {shlex.quote(input.paper[0])}" if input.paper else ""

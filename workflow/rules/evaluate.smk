@@ -2,30 +2,32 @@
 
 
 rule evaluate:
-    """results/<scale>/metrics/<arch>.json (format rpg-eval/1)."""
+    """results/<scale>/metrics/<row>.json (format rpg-eval/1)."""
     input:
-        zoo=pinned("results/{scale}/zoos/{arch}/manifest.json"),
-        generated=pinned("results/{scale}/generated/{arch}/manifest.json"),
+        zoo=lambda wc: pinned(zoo_manifest_of(wc)),
+        generated=pinned("results/{scale}/generated/{row}/manifest.json"),
     output:
-        metrics="results/{scale}/metrics/{arch}.json",
+        metrics="results/{scale}/metrics/{row}.json",
+    log:
+        "results/{scale}/logs/evaluate/{row}.log",
+    benchmark:
+        "results/{scale}/benchmarks/evaluate/{row}.tsv"
+    conda:
+        "../envs/rpg.yaml"
+    threads: job_threads()
+    resources:
+        gpu=1,
     params:
-        device=config["device"],
         zoo=folder_of("zoo"),
         generated=folder_of("generated"),
         data=data_flags,
-    log:
-        "results/{scale}/logs/evaluate/{arch}.log",
-    benchmark:
-        "results/{scale}/benchmarks/evaluate/{arch}.tsv"
-    resources:
-        gpu=1,
-    conda:
-        "../envs/rpg.yaml"
+        device=config["device"],
+        threads=threads_flag,
     shell:
         "python -m rpg evaluate"
         " --zoo {params.zoo}"
         " --generated {params.generated}"
         " --out {output.metrics}"
         " --device {params.device}"
-        " {params.data}"
+        " {params.threads} {params.data}"
         " > {log} 2>&1"

@@ -1,27 +1,31 @@
-# Stage 3: sample new weights from a trained generator.
+# Stage 3: sample new weights from a trained generator, once per experiment or sampling variant.
 
 
 rule generate:
-    """results/<scale>/generated/<arch>/generated_NNN.safetensors + manifest.json (written last)."""
+    """results/<scale>/generated/<row>/ (one subfolder per condition where there are several)
+    + manifest.json, swapped in whole. A variant samples its generator experiment's run folder.
+    """
     input:
-        generator=pinned("results/{scale}/rpg/{arch}/generator.safetensors"),
+        generator=lambda wc: pinned(generator_of(wc)),
     output:
-        manifest="results/{scale}/generated/{arch}/manifest.json",
-    params:
-        device=config["device"],
-        run=folder_of("generator"),
-        folder=folder_of("manifest"),
-        num=config["generate"]["num"],
-        seed=config["generate"]["seed"],
-        sampler=generate_flags,
+        manifest="results/{scale}/generated/{row}/manifest.json",
     log:
-        "results/{scale}/logs/generate/{arch}.log",
+        "results/{scale}/logs/generate/{row}.log",
     benchmark:
-        "results/{scale}/benchmarks/generate/{arch}.tsv"
-    resources:
-        gpu=1,
+        "results/{scale}/benchmarks/generate/{row}.tsv"
     conda:
         "../envs/rpg.yaml"
+    threads: job_threads()
+    resources:
+        gpu=1,
+    params:
+        run=folder_of("generator"),
+        folder=folder_of("manifest"),
+        num=sample_param("num"),
+        seed=sample_param("seed"),
+        sampler=sample_flags,
+        device=config["device"],
+        threads=threads_flag,
     shell:
         "python -m rpg generate"
         " --run {params.run}"
@@ -30,4 +34,5 @@ rule generate:
         " --seed {params.seed}"
         " {params.sampler}"
         " --device {params.device}"
+        " {params.threads}"
         " > {log} 2>&1"

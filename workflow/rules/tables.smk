@@ -1,29 +1,40 @@
-# Stage 5: assemble the paper tables. One rule per table; its rows come from config `tables.<name>`.
-# To add a table: a `tables.tableN` config entry + a `rule tableN` here (rule all picks it up).
+# Stage 5: assemble tables and figures. One generic rule: `tables.<id>` in the config names the
+# builder (`rpg table BUILDER`), the rows and the paper's numbers. Adding a table = a config entry
+# (+ a builder in rpg/tables when no existing one fits); `rule all` picks it up.
 # Table rules are cheap CPU work: `localrule` keeps them on the submitting machine under SLURM.
 
 
-rule table1:
-    """Paper Table 1 (original vs generated accuracy, seven architectures) for the configured scale."""
+rule table:
+    """results/<scale>/<table>.csv + .png from the rows' evaluation JSON files."""
     input:
-        metrics=table_metrics("table1"),
-        paper=paper_numbers("table1"),
+        metrics=table_metrics,
+        paper=table_paper,
     output:
-        csv=report("results/{scale}/table1.csv", caption="../report/table1.rst", category="Tables"),
-        png=report("results/{scale}/table1.png", caption="../report/table1.rst", category="Tables"),
-    params:
-        labels=table_labels("table1"),
+        csv=report(
+            "results/{scale}/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+        ),
+        png=report(
+            "results/{scale}/{table}.png",
+            caption="../report/table.rst",
+            category="Tables",
+        ),
     log:
-        "results/{scale}/logs/table1.log",
+        "results/{scale}/logs/table/{table}.log",
     localrule: True
     conda:
         "../envs/rpg.yaml"
+    params:
+        builder=table_builder,
+        labels=table_labels,
+        paper=paper_flag,
     shell:
-        "python -m rpg table table1"
+        "python -m rpg table {params.builder}"
         " --scale {wildcards.scale}"
         " --metrics {input.metrics}"
         " --labels {params.labels:q}"
-        " --paper {input.paper}"
+        " {params.paper}"
         " --out {output.csv}"
         " --plot {output.png}"
         " > {log} 2>&1"
@@ -31,7 +42,8 @@ rule table1:
 
 rule publish_table:
     """results/<table>.csv/.png: the configured scale's table, where the user's command expects it.
-    (results/<scale>/<table>.csv keeps every scale's own copy, so scales never overwrite each other.)"""
+    (results/<scale>/<table>.csv keeps every scale's own copy, so scales never overwrite each other.)
+    """
     input:
         csv=f"results/{SCALE}/{{table}}.csv",
         png=f"results/{SCALE}/{{table}}.png",

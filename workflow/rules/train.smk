@@ -1,34 +1,46 @@
-# Stage 2: train one RPG generator on a zoo.
+# Stage 2: train one generator per `experiments` entry (sampling variants reuse it, never retrain).
 
 
 rule train:
-    """results/<scale>/rpg/<arch>/: config.json, tokenizer files, log.jsonl, train_state.pt (resume),
-    and generator.safetensors, written last. With gpus > 1 the same CLI runs under torchrun."""
+    """results/<scale>/runs/<exp>/: config.json, tokenizer files, log.jsonl, train_state.pt (resume),
+    and generator.safetensors, written last. With gpus > 1 the same CLI runs under torchrun.
+    The output is the generator alone, so an interrupted job resumes from train_state.pt; a finished
+    run that Snakemake reruns starts over (fresh_start; config/README.md, "Retraining on purpose").
+    """
     input:
-        zoo=pinned("results/{scale}/zoos/{arch}/manifest.json"),
+        zoo=lambda wc: pinned(
+            f"results/{wc.scale}/zoos/{EXPERIMENTS[wc.exp]['zoo']}/manifest.json"
+        ),
     output:
-        generator="results/{scale}/rpg/{arch}/generator.safetensors",
+        generator="results/{scale}/runs/{exp}/generator.safetensors",
+    log:
+        "results/{scale}/logs/train/{exp}.log",
+    benchmark:
+        "results/{scale}/benchmarks/train/{exp}.tsv"
+    conda:
+        "../envs/rpg.yaml"
+    threads: job_threads()
+    resources:
+        gpu=train_gpus,
     params:
-        device=config["device"],
+        fresh=fresh_start,
         launch=train_launcher,
+        method=train_method,
         zoo=folder_of("zoo"),
         run=folder_of("generator"),
         preset=train_preset,
         extra=train_flags,
-    log:
-        "results/{scale}/logs/train/{arch}.log",
-    benchmark:
-        "results/{scale}/benchmarks/train/{arch}.tsv"
-    resources:
-        gpu=train_gpus,
-    conda:
-        "../envs/rpg.yaml"
+        config=train_config,
+        device=config["device"],
+        threads=threads_flag,
     shell:
-        "{params.launch} train"
+        "{params.fresh}{params.launch} train"
+        " --method {params.method}"
         " --checkpoints {params.zoo}"
         " --out {params.run}"
         " --preset {params.preset}"
         " {params.extra}"
         " --device {params.device}"
+        " {params.threads}"
         " --restart-on-change"
         " > {log} 2>&1"
