@@ -16,13 +16,15 @@ import pytest
 import torch
 from torch import nn
 
-from rpg import io
+from rpg import formats, io
 from rpg.errors import RPGInputError
 from rpg.generator import training
 from rpg.generator.config import preset_config
 from rpg.generator.schedulers import make_scheduler
 from rpg.generator.tokenizer import ParamTokenizer, check_compatible
 from rpg.generator.training import Zoo, train
+from rpg.methods.base import FitSettings
+from rpg.methods.rpg import RPGMethod
 from rpg.zoos.architectures import load_weights_strict
 from rpg.zoos.collection import MANIFEST_FORMAT, ZooManifest
 
@@ -159,11 +161,11 @@ def test_zoo_fingerprint_sees_content_at_same_size_and_mtime(zoo):
 
 def test_run_json_state_and_meta_record_zoo_and_threads(zoo, tmp_path):
     run = tmp_path / "run"
-    train(fast_cfg(), zoo, run, quiet=True)
-    rj = io.read_json(run / "run.json")
+    RPGMethod().fit(zoo, run, FitSettings(config_file=None, preset="tiny", overrides=dict(FAST), quiet=True))
+    rj = formats.read_run(run)
     st = torch.load(run / "train_state.pt", weights_only=True)
     meta = io.read_json(run / "meta.json")
-    assert rj["format"] == training.RUN_FORMAT and rj["method"] == "rpg" and Path(rj["zoo"]) == zoo
+    assert rj["format"] == formats.RUN_FORMAT and rj["method"] == "rpg" and Path(rj["zoo"]) == zoo
     assert rj["zoo_fingerprint"] == st["zoo_fingerprint"] == Zoo(zoo).fingerprint()
     assert st["format"] == training.STATE_FORMAT
     assert meta["threads"] == st["threads"] == torch.get_num_threads()
@@ -378,8 +380,8 @@ def test_second_training_into_the_same_out_fails_cleanly(zoo, tmp_path):
     first = subprocess.Popen([sys.executable, "-m", "rpg", *map(str, args)], env=env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        # run.json is written under the lock; log.jsonl (after train.log_every steps) means training for sure
-        while not ((run / "run.json").exists() or (run / "log.jsonl").exists()) and first.poll() is None:
+        # meta.json is written under the lock; log.jsonl (after train.log_every steps) means training for sure
+        while not ((run / "meta.json").exists() or (run / "log.jsonl").exists()) and first.poll() is None:
             time.sleep(0.05)
         assert first.poll() is None, first.stderr.read()
         second = cli(*args)

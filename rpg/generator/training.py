@@ -39,7 +39,6 @@ from rpg.generator.tokenizer import ParamTokenizer
 _IN_MEMORY_BYTES = 2 << 30  # token arrays up to 2 GiB are read into RAM, larger ones stay memory-mapped
 _FINGERPRINT_HEAD = 1 << 20  # bytes of each checkpoint hashed into the zoo fingerprint
 STATE_FORMAT = "rpg-train-state/2"   # train_state.pt: {format, step, config, zoo_fingerprint, threads, ...}
-RUN_FORMAT = "rpg-run/1"             # run.json: {format, method, zoo, zoo_fingerprint}
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -227,9 +226,6 @@ def _train(cfg: RPGConfig, zoo_dir, run_dir: Path, device: str, eval_fn, eval_nu
     if st is None and rank == 0:
         for stale in ("train_state.pt", "log.jsonl", "generator.safetensors"):
             (run_dir / stale).unlink(missing_ok=True)
-    if rank == 0:
-        io.write_json(run_dir / "run.json", {"format": RUN_FORMAT, "method": "rpg", "zoo": str(zoo.folder),
-                                             "zoo_fingerprint": fingerprint})
     torch.manual_seed(tc.seed)
     tok, tokens = (tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir, fingerprint)
                    if rank == 0 else (None, None))

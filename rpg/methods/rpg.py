@@ -7,8 +7,6 @@ same weights as before this seam existed (the Table 1 numbers do not move).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -30,9 +28,9 @@ def build_config(preset: str | None, config_file: str | None, overrides: dict[st
 
 
 def zoo_fingerprint(zoo_dir: str | os.PathLike) -> str:
-    """The fingerprint training keeps of its zoo (RUN/zoo.json), as one hex digest for run.json."""
+    """The fingerprint training keeps of its zoo (in train_state.pt and zoo.json), recorded in run.json."""
     from rpg.generator.training import Zoo
-    return hashlib.sha256(json.dumps(Zoo(zoo_dir).fingerprint()).encode()).hexdigest()
+    return Zoo(zoo_dir).fingerprint()
 
 
 def _rank() -> int:
