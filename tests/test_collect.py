@@ -331,8 +331,8 @@ def test_tasks_zoo(tmp_path):
         loss="focal",
     )
     out = tmp_path / "z"
-    top, seen, unseen = collect(cfg, out, device="cpu", progress=False, log=quiet)
-    assert (top, seen.name, unseen.name) == (out, "seen", "unseen")
+    seen, unseen = collect(cfg, out, device="cpu", progress=False, log=quiet)
+    assert (seen.name, unseen.name) == ("seen", "unseen")
     # defect: OUT/manifest.json (what the collect rule waits for) was never written. It lists the seen tasks (the
     # generator's training data) with paths relative to OUT and names the parts.
     mt = read_json(out / "manifest.json")
@@ -578,7 +578,7 @@ def test_paper_seed_and_task_entries_on_fake_cifar(tmp_path, monkeypatch):
     timm_like = build_model({"name": "timm:vit_tiny_patch16_224", "kwargs": {"img_size": 32, "depth": 1}})
     save_state_dict(weights, timm_like.state_dict())
     tasks.pretrained = str(weights)
-    _, seen, unseen = collect(tasks, tmp_path / "tasks", data, device="cpu", progress=False, log=quiet)
+    seen, unseen = collect(tasks, tmp_path / "tasks", data, device="cpu", progress=False, log=quiet)
     mu = read_json(unseen / "manifest.json")
     assert [c["task"] for c in mu["checkpoints"]] == [zoos.task_bits(314)] * 2
     sd = load_state_dict(unseen / "task0314_ckpt00.safetensors")

@@ -298,8 +298,7 @@ class Collector:
             if not m.final.exists() or m.path.exists():
                 m.publish()
         if self.cfg.kind == "tasks":
-            self._publish_tasks_index(manifests, params)
-            return [self.out, *sorted(manifests)]
+            self._publish_tasks_index(manifests, params)  # OUT/manifest.json; the folders returned stay seen/unseen
         return sorted(manifests)
 
     def _publish_tasks_index(self, manifests: dict[Path, ZooManifest], params: int) -> None:
