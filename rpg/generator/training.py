@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rpg import io, optim
+from rpg import formats, io, optim
 from rpg.cli.common import use_bf16
 from rpg.errors import RPGInputError
 from rpg.generator.config import RPGConfig
@@ -43,25 +43,23 @@ STATE_FORMAT = "rpg-train-state/2"   # train_state.pt: {format, step, config, zo
 
 # ------------------------------------------------------------------------------------------------ data
 class Zoo:
-    """A checkpoint folder: files in sorted order, optional manifest.json (permutation ids, tasks)."""
+    """The generator's training data: a zoo folder read with `formats.read_zoo` (the manifest's checkpoint list,
+    permutation ids and tasks; a plain folder of weight files in sorted name order, permutation = position)."""
 
     def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        self.files = io.list_weight_files(self.folder)
-        man_path = self.folder / "manifest.json"
-        self.manifest = io.read_json(man_path) if man_path.is_file() else {}
-        entries = {e["file"]: e for e in self.manifest.get("checkpoints", []) if isinstance(e, dict) and "file" in e}
-        self.permutations, self.tasks = [], []
-        for i, f in enumerate(self.files):
-            e = entries.get(f.name, {})
-            perm = e.get("permutation", i)
+        zoo = formats.read_zoo(folder)
+        self.folder, self.manifest = zoo.folder, zoo.manifest
+        self.files = [r.path for r in zoo.refs]
+        self.tasks = [r.task for r in zoo.refs]
+        self.permutations = []
+        where = self.folder / formats.MANIFEST
+        for r in zoo.refs:
             # a permutation state is one training run with >= 1 checkpoint, so ids are < the checkpoint count;
             # the bound also keeps a corrupt id from sizing the embedding table (1e15 ids: a 1 PB allocation)
-            if not isinstance(perm, int) or isinstance(perm, bool) or not 0 <= perm < len(self.files):
-                raise RPGInputError(f"{man_path}: checkpoints[{f.name}].permutation={perm!r}: must be an integer "
-                                    f"in 0..{len(self.files) - 1} (below the number of checkpoints)")
-            self.permutations.append(perm)
-            self.tasks.append(e.get("task"))
+            if not 0 <= r.permutation < len(self.files):
+                raise RPGInputError(f"{where}: checkpoints[{r.path.name}].permutation={r.permutation!r}: must be an "
+                                    f"integer in 0..{len(self.files) - 1} (below the number of checkpoints)")
+            self.permutations.append(r.permutation)
 
     def fingerprint(self) -> str:
         """Identity of the zoo's content: sha256 over manifest.json and, per weight file, its name, size,
