@@ -1,4 +1,4 @@
-"""CPU benchmark: the pure-PyTorch Mamba2 stack (rpg/mamba2.py) against nn.LSTM.
+"""CPU benchmark: the pure-PyTorch Mamba2 stack (rpg/generator/mamba2.py) against nn.LSTM.
 
 RPG-Tiny's recurrent backbone is 2 stacked Mamba2 layers at d_model 256 (d_state 32, d_conv 4,
 expand 2, headdim 64); the LSTM ablation is nn.LSTM(256, 256, num_layers=2). Both run on the same
@@ -165,7 +165,7 @@ def main_fn(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description="Time fwd and fwd+bwd of 2 stacked pure-PyTorch Mamba2 layers (rpg/mamba2.py) "
+        description="Time fwd and fwd+bwd of 2 stacked pure-PyTorch Mamba2 layers (rpg/generator/mamba2.py) "
                     "against a 2-layer nn.LSTM on CPU; each configuration runs in a fresh process.")
     p.add_argument("--batch-sizes", default="8,1", help="comma-separated batch sizes (default: 8,1)")
     p.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (default: 512)")
