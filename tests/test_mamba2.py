@@ -1,4 +1,4 @@
-"""CPU tests of the pure-PyTorch Mamba2 (rpg/mamba2.py) against a naive token-by-token recurrence."""
+"""CPU tests of the pure-PyTorch Mamba2 (rpg/generator/mamba2.py) against a naive token-by-token recurrence."""
 
 from __future__ import annotations
 
