@@ -595,7 +595,7 @@ def test_rpg_evaluate_reads_a_digits_zoo(digits_zoo, tmp_path):
     writes through ZooManifest with an evaluable dataset spec: `rpg evaluate` scores its checkpoints exactly as the
     trainer measured them, and the training eval hook needs no architecture-specific branch."""
     from rpg.cli import evaluate as cli_evaluate
-    from rpg.cli.train import make_eval_fn
+    from rpg.evaluation import make_eval_fn
     from rpg.zoos import digits
 
     out = tmp_path / "metrics.json"
@@ -604,4 +604,4 @@ def test_rpg_evaluate_reads_a_digits_zoo(digits_zoo, tmp_path):
     measured = [round(100 * c["accuracy"], 2) for c in man["checkpoints"]]
     assert read_json(out)["original"]["accuracies"] == measured
     sds = [load_state_dict(digits_zoo / c["file"]) for c in man["checkpoints"][:3]]
-    assert make_eval_fn(man, "cpu")(sds) == digits.make_eval_fn("digits_2k9")(sds)
+    assert make_eval_fn(digits_zoo, "cpu")(sds) == digits.make_eval_fn("digits_2k9")(sds)

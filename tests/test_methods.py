@@ -297,7 +297,7 @@ def test_library_generate_records_resolved_options(zoo_run, tmp_path):
 
 def test_bad_sampling_options_fail_before_writing(zoo_run, tmp_path):
     _, run = zoo_run
-    for opts, msg in ((SampleOptions(sampler="ddpm", steps=4), "DDPM runs all"),
+    for opts, msg in ((SampleOptions(sampler="ddpm", steps=4), "DDPM sampler runs all"),
                       (SampleOptions(steps=0), "--steps 0"), (SampleOptions(chunk_size=0), "--chunk-size 0")):
         with pytest.raises(RPGInputError, match=msg):
             generate(run, tmp_path / "g", 1, 0, "none", opts)

@@ -11,8 +11,8 @@ from test_collect import tiny_cfg
 from test_core import FAST, fast_cfg
 
 from rpg import io
-from rpg.cli.train import make_eval_fn
-from rpg.generator.training import Zoo, train
+from rpg.evaluation import make_eval_fn
+from rpg.generator.training import train
 from rpg.zoos.collection import collect
 from rpg.zoos.recipes import PhaseConfig, SaveConfig, task_bits
 
@@ -67,7 +67,7 @@ def test_eval_hook_logs_metrics(tmp_path):
                      progress=False, log=quiet)
     cfg = fast_cfg(**{"train.eval_every": "3"})
     calls = []
-    real = make_eval_fn(Zoo(zoo).manifest, "cpu")
+    real = make_eval_fn(zoo, "cpu")
 
     def eval_fn(state_dicts):
         calls.append(len(state_dicts))

@@ -574,8 +574,8 @@ def test_dvc_round_trip(smoke, tmp_path):
         for kind in ("zoos", "runs", "generated"):
             original, restored = (base / "results" / "smoke" / kind / arch for base in (work, clone))
             files = {p.relative_to(original) for p in original.rglob("*") if p.is_file()}
-            # .dvcignore keeps training-resume state and the token cache out of the remote
-            kept = {f for f in files if f.name not in ("train_state.pt", "tokens.npy")}
+            # .dvcignore keeps training-resume state, the token cache and the run lock out of the remote
+            kept = {f for f in files if f.name not in ("train_state.pt", "tokens.npy", ".lock")}
             assert {p.relative_to(restored) for p in restored.rglob("*") if p.is_file()} == kept
             assert all((restored / f).read_bytes() == (original / f).read_bytes() for f in kept)
         assert (clone / "results" / "smoke" / "runs" / arch / "generator.safetensors").is_file()
