@@ -34,6 +34,8 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
+from rpg.generator.config import RPGConfig
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -491,7 +493,8 @@ def test_smoke_ablation_and_sampling_tables(smoke):
     assert benchmarks(work, "generate") == sorted([*SMOKE["experiments"], *SMOKE["variants"]])
     runs = work / "results" / "smoke" / "runs"
     assert sorted(p.name for p in runs.iterdir()) == sorted(SMOKE["experiments"])
-    positions = {e: json.loads((runs / e / "config.json").read_text())["condition"]["position"]
+    # the position embedding in effect (condition.position `auto` resolves to 2d for the layer tokenizer)
+    positions = {e: RPGConfig.from_dict(json.loads((runs / e / "config.json").read_text())).position
                  for e in ("vit_tiny", "pos_1d")}
     assert positions == {"vit_tiny": "2d", "pos_1d": "1d"}
     for variant, steps in (("vit_tiny_ddim2", 2), ("vit_tiny_ddim5", 5)):
