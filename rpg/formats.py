@@ -76,6 +76,15 @@ def _permutation(value: Any, where: str) -> int | None:
     return value
 
 
+def _model_ref(entry: Any, where: str, folder: Path, default_permutation: int | None = None) -> ModelRef:
+    """One entry of a manifest's file list ({file, permutation?, task?, condition?}), checked."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+        raise RPGInputError(f"{where}: needs a 'file'")
+    task = check_task(entry["task"], f"{where}.task") if entry.get("task") is not None else None
+    perm = _permutation(entry.get("permutation", default_permutation), f"{where}.permutation")
+    return ModelRef(folder / entry["file"], task, perm, entry.get("condition"))
+
+
 def manifest_format(folder: str | os.PathLike) -> str | None:
     """The `format` of FOLDER/manifest.json (None when there is no manifest)."""
     path = Path(folder) / MANIFEST
@@ -139,17 +148,10 @@ def read_zoo(folder: str | os.PathLike, *, evaluable: bool = False) -> Zoo:
     cks = m["checkpoints"]
     if not isinstance(cks, list) or not cks:
         raise RPGInputError(f"{path}: 'checkpoints' must be a non-empty list")
-    refs = []
-    for i, c in enumerate(cks):
-        where = f"{path}: checkpoints[{i}]"
-        if not isinstance(c, dict) or not isinstance(c.get("file"), str):
-            raise RPGInputError(f"{where}: needs a 'file'")
-        f = folder / c["file"]
-        if not f.is_file():
-            raise RPGInputError(f"{where}.file: {f} not found")
-        task = check_task(c["task"], f"{where}.task") if c.get("task") is not None else None
-        perm = _permutation(c.get("permutation", i), f"{where}.permutation")
-        refs.append(ModelRef(f, task, perm))
+    refs = [_model_ref(c, f"{path}: checkpoints[{i}]", folder, default_permutation=i) for i, c in enumerate(cks)]
+    for i, r in enumerate(refs):
+        if not r.path.is_file():
+            raise RPGInputError(f"{path}: checkpoints[{i}].file: {r.path} not found")
     return Zoo(folder, m, refs)
 
 
@@ -196,35 +198,20 @@ class GeneratedSet:
     refs: list[ModelRef] = field(default_factory=list)
 
 
-def _check_out_folder(out: Path) -> None:
-    """An existing --out may be replaced only if it is a generated set (or empty)."""
-    if out.exists() and not out.is_dir():
-        raise RPGInputError(f"{out}: --out exists and is a file, not a folder")
+def check_writable(out: str | os.PathLike) -> None:
+    """Fail before any expensive work if `write_generated(out, ...)` could not write there: a writable place
+    (`io.check_output_dir`; the set is swapped in from a sibling, so the parent must be writable too) that holds
+    no other format (a zoo, a run, loose weights) which the swap would replace."""
+    out = io.check_output_dir(out, swapped=True)
     if out.is_dir():
         fmt = manifest_format(out)
         if fmt is not None and fmt != GENERATED_FORMAT:
             raise RPGInputError(f"{out / MANIFEST}: --out holds a {fmt!r} folder; refusing to replace it with "
                                 "generated models (choose another --out)")
-        if fmt is None and any(out.iterdir()):
-            if (out / "run.json").is_file() or io_has_weights(out):
-                raise RPGInputError(f"{out}: --out holds other files (weights or a run) and no generated-set "
-                                    "manifest; refusing to replace it (choose an empty or new folder)")
-
-
-def io_has_weights(folder: Path) -> bool:
-    return any(p.suffix in io.WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file())
-
-
-def check_writable(out: str | os.PathLike) -> None:
-    """Fail before any expensive work if `write_generated(out, ...)` could not write there."""
-    out = Path(out)
-    _check_out_folder(out)
-    parent = out.parent if out.parent != Path("") else Path(".")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise RPGInputError(f"{out}: cannot write here ({probe} is not writable)")
+        if fmt is None and ((out / "run.json").is_file()
+                            or any(p.suffix in io.WEIGHT_SUFFIXES for p in out.iterdir() if p.is_file())):
+            raise RPGInputError(f"{out}: --out holds other files (weights or a run) and no generated-set "
+                                "manifest; refusing to replace it (choose an empty or new folder)")
 
 
 def write_generated(out: str | os.PathLike, models: list[GeneratedModel], info: dict[str, Any]) -> list[Path]:
@@ -284,14 +271,7 @@ def read_generated(path: str | os.PathLike, zoo: Zoo | None = None) -> Generated
     files = m.get("files")
     if not isinstance(files, list) or not files:
         raise RPGInputError(f"{mpath}: 'files' must be a non-empty list")
-    refs = []
-    for i, f in enumerate(files):
-        where = f"{mpath}: files[{i}]"
-        if not isinstance(f, dict) or not isinstance(f.get("file"), str):
-            raise RPGInputError(f"{where}: needs a 'file'")
-        task = check_task(f["task"], f"{where}.task") if f.get("task") is not None else None
-        refs.append(ModelRef(path / f["file"], task, _permutation(f.get("permutation"), f"{where}.permutation"),
-                             f.get("condition")))
+    refs = [_model_ref(f, f"{mpath}: files[{i}]", path) for i, f in enumerate(files)]
     return GeneratedSet(path, m, refs)
 
 

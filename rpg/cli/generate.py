@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 
-from rpg import io
 from rpg.cli.common import add_threads_arg, int_in, resolve_device, seed_arg, set_threads
 from rpg.cli.common import run as run_cli
 from rpg.errors import RPGInputError
@@ -72,7 +71,6 @@ def condition_spec(args: argparse.Namespace) -> ConditionSpec:
 def _generate(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     device = resolve_device(args.device)
-    io.check_output_dir(args.out, swapped=True)        # before sampling, which may take long
     spec = condition_spec(args)
     options = SampleOptions(sampler=args.sampler, steps=args.steps, mode=args.mode, chunk_size=args.chunk_size,
                             precision=args.precision, progress=True)

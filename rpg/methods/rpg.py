@@ -57,7 +57,6 @@ class RPGMethod:
         eval_fn = None
         if cfg.train.eval_every and settings.eval_hook is not None:
             eval_fn = settings.eval_hook(Path(zoo_dir))
-        fingerprint = zoo_fingerprint(zoo_dir)
         run_dir = Path(run_dir)
         if _rank() == 0:
             # run.json marks a complete fit: drop a previous one until this fit is complete
@@ -65,6 +64,8 @@ class RPGMethod:
         out = train(cfg, zoo_dir, run_dir, device=settings.device, eval_fn=eval_fn, quiet=settings.quiet,
                     restart_on_change=settings.restart_on_change)
         if _rank() == 0 and out.is_file():
+            # the fingerprint training checked and recorded, not a second read of the zoo
+            fingerprint = io.read_json(run_dir / "meta.json")["zoo_fingerprint"]
             formats.write_run(run_dir, self.name, zoo_dir, fingerprint)
         return out
 
