@@ -32,6 +32,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/benchmarks.smk"
 
 
 localrules:
@@ -43,3 +44,4 @@ rule all:
     default_target: True
     input:
         expand("results/{table}.{ext}", table=TABLES, ext=["csv", "png"]),
+        expand("results/{bench}.{ext}", bench=BENCHMARKS, ext=["json", "png"]),

@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the paper's numbers (resources/paper/<table>.csv), one row per label (column "
                         "`architecture` for table1, `label` otherwise); their columns appear as paper_*. "
                         "Without it table1's paper_* columns stay empty and the other builders have none")
+    p.add_argument("--runs", nargs="+", metavar="RUN",
+                   help="the run folder of each row's generator (`rpg train --out`), one per --metrics file: "
+                        "builders that report training cost or generator size read config.json, meta.json "
+                        "and the generator's header there")
     p.add_argument("--scale", default="mini", help="scale name written into the `scale` column (default: mini)")
     p.add_argument("--title", help="plot title (default: the builder's, with scale and datasets)")
     p.add_argument("--out", required=True, metavar="CSV", help="output CSV (written atomically)")
@@ -35,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> None:
-    inputs = load_inputs(args.table, args.metrics, args.labels, args.paper, args.scale, args.title)
+    inputs = load_inputs(args.table, args.metrics, args.labels, args.paper, args.scale, args.title, args.runs)
     plot = args.plot or Path(args.out).with_suffix(".png")
     table = build_table(args.table, inputs, args.out, plot)
     print(f"wrote {args.out} ({len(table)} rows) and {plot}")

@@ -7,7 +7,8 @@ training steps only index it. AdamW (8-bit when bitsandbytes imports and is aske
 without warm-up, stepped on every rank; bf16 autocast on CUDA. Every `train.save_every` steps the full state
 (model, optimizer, LR schedule, step, RNG) goes to RUN_DIR/train_state.pt; starting the same command again
 continues from there. The finished generator is RUN_DIR/generator.safetensors (+ config.json,
-tokenizer.safetensors, meta.json), written last.
+tokenizer.safetensors, meta.json), written last; meta.json then holds the training's wall time, s/step and
+peak memory (`training`, see `training_cost`).
 
 Multi-GPU: `torchrun --nproc_per_node N -m rpg.cli.train ...` (DDP). `train.batch_size` is the global batch:
 each of the N ranks draws batch_size / N checkpoints per step (the paper's 8 = 2 per GPU x 4 GPUs).
@@ -35,6 +36,7 @@ from rpg.errors import RPGInputError
 from rpg.generator.config import RPGConfig
 from rpg.generator.model import RPG
 from rpg.generator.tokenizer import ParamTokenizer
+from rpg.memory import PeakMemory
 
 _IN_MEMORY_BYTES = 2 << 30  # token arrays up to 2 GiB are read into RAM, larger ones stay memory-mapped
 _FINGERPRINT_HEAD = 1 << 20  # bytes of each checkpoint hashed into the zoo fingerprint
@@ -247,6 +249,9 @@ def _train(cfg: RPGConfig, zoo_dir, run_dir: Path, device: str, eval_fn, eval_nu
     if cfg.condition.task == "none" and cfg.condition.permutation == "onehot" and num_perm > cfg.recurrent.d_model[0]:
         raise RPGInputError(f"condition.permutation=onehot: {num_perm} permutation states exceed "
                             f"recurrent.d_model[0]={cfg.recurrent.d_model[0]}")
+    # Training cost (paper Tab. 5 / Fig. 4): peak memory from here (model, optimizer state, activations; the
+    # token array is already loaded) to the last step, and the wall time of the steps this process runs.
+    mem = PeakMemory(device).start()
     mask = tok.mask.to(device)
     model = RPG(cfg, tok.layer_ids, tok.token_ids, num_perm).to(device)
     opt = optim.make_optimizer(model.parameters(), tc.optimizer, tc.lr, tc.weight_decay)
@@ -289,6 +294,7 @@ def _train(cfg: RPGConfig, zoo_dir, run_dir: Path, device: str, eval_fn, eval_nu
     bar = tqdm(total=tc.steps, initial=step, desc="training", unit="step", disable=True if quiet or rank else None)
     plain_log = not quiet and rank == 0 and bar.disable   # no terminal (e.g. a Snakemake log): print log lines
     t_last, ema = time.time(), None
+    first_step, t_start = step, time.perf_counter()
     model.train()
     while step < end:
         opt.zero_grad(set_to_none=True)
@@ -341,10 +347,32 @@ def _train(cfg: RPGConfig, zoo_dir, run_dir: Path, device: str, eval_fn, eval_nu
     bar.close()
     out = run_dir / "generator.safetensors"
     if rank == 0 and step >= tc.steps:
+        meta["training"] = training_cost(time.perf_counter() - t_start, step - first_step, first_step, mem.stop(),
+                                         state_bytes(model, opt))
+        io.write_json(run_dir / "meta.json", meta)
         io.save_state_dict(out, model.state_dict())
     if world > 1:
         torch.distributed.barrier()
     return out
+
+
+def state_bytes(model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+    """Bytes of the training state proper: parameters, their gradients and the optimizer's state tensors. Exact
+    and free of allocator effects, unlike a peak RSS; activations are not in it."""
+    tensors = [p for p in model.parameters()] + [p.grad for p in model.parameters() if p.grad is not None]
+    tensors += [v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def training_cost(wall_s: float, steps: int, resumed_from: int, memory: dict, state: int) -> dict:
+    """meta.json's `training` block: the wall time and peak memory of the steps this process ran (a resumed
+    run times only its last stretch; `resumed_from` says where it started). Periodic evaluations and saves
+    are inside the wall time; tokenizing the zoo is not. `memory` is `rpg.memory.PeakMemory.result()` (on a
+    CPU it includes the one-time growth of the process when torch first runs its kernels), on rank 0 under DDP;
+    `state_bytes` the parameters + gradients + optimizer state (`state_bytes`)."""
+    return {"wall_s": round(wall_s, 3), "steps_timed": steps, "resumed_from": resumed_from,
+            "s_per_step": round(wall_s / steps, 5) if steps else None, "threads": torch.get_num_threads(),
+            "memory": memory, "state_bytes": state}
 
 
 def _tmp(p: Path) -> Path:

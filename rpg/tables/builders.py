@@ -17,6 +17,7 @@ required columns. Adding a paper table is one builder function (or reusing a gen
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ import pandas as pd
 
 from rpg.errors import RPGInputError
 from rpg.formats import read_eval
-from rpg.io import atomic_path
+from rpg.io import atomic_path, read_json
+from rpg.tables.ablations import _ablation_builders
 
 # Printable dataset names for the `dataset` column (the eval JSON holds registry names).
 DATASET_NAMES = {
@@ -58,10 +60,34 @@ SAMPLING_COLUMNS = ("label", "scale", "sampler", "steps", "mode", "mean", "best"
 
 @dataclass
 class Row:
-    """One table row: its printed label and the `rpg evaluate` result (formats.read_eval)."""
+    """One table row: its printed label, the `rpg evaluate` result (formats.read_eval) and, where the table
+    was given the generator's run folder (`--runs`), what training recorded there (`read_run_summary`)."""
 
     label: str
     eval: dict[str, Any]
+    run: dict[str, Any] | None = None
+
+
+def read_run_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """A run folder of `rpg train` -> {"config": config.json, "meta": meta.json (with `training`: wall time,
+    s/step, peak memory, where training recorded it), "generator": {"bytes", "params", "tensors": {name: numel}}}
+    (None for files the run does not have). The generator's sizes come from the safetensors header; no tensor is
+    loaded."""
+    from safetensors import safe_open
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RPGInputError(f"{run_dir}: run folder not found")
+    out: dict[str, Any] = {"folder": str(run_dir), "generator": None}
+    for key in ("config", "meta"):      # None for a method that writes neither (its builders must not need them)
+        path = run_dir / f"{key}.json"
+        out[key] = read_json(path) if path.is_file() else None
+    gen = run_dir / "generator.safetensors"
+    if gen.is_file():
+        with safe_open(str(gen), framework="pt") as f:
+            tensors = {k: math.prod(f.get_slice(k).get_shape()) for k in f.keys()}
+        out["generator"] = {"bytes": gen.stat().st_size, "params": sum(tensors.values()), "tensors": tensors}
+    return out
 
 
 @dataclass
@@ -340,6 +366,7 @@ BUILDERS: dict[str, Builder] = {
                         "one row per sampling variant of one generator: sampler/steps/mode, generated "
                         "mean/best/min/std"),
 }
+BUILDERS.update(_ablation_builders(Builder))   # paper Tab. 4a/4b/5/6, Fig. 4 (rpg/tables/ablations.py)
 
 
 def _builder(name: str) -> Builder:
@@ -349,17 +376,20 @@ def _builder(name: str) -> Builder:
 
 
 def load_inputs(builder: str, metrics: list[str | os.PathLike], labels: list[str] | None = None,
-                paper: str | os.PathLike | None = None, scale: str = "mini", title: str | None = None
-                ) -> TableInputs:
-    """Read the eval files (one per row) and the paper's numbers into `TableInputs`. Default labels: the
-    metrics file names without .json."""
+                paper: str | os.PathLike | None = None, scale: str = "mini", title: str | None = None,
+                runs: list[str | os.PathLike] | None = None) -> TableInputs:
+    """Read the eval files (one per row), the rows' run folders (optional, one per row) and the paper's numbers
+    into `TableInputs`. Default labels: the metrics file names without .json."""
     b = _builder(builder)
     labels = list(labels) if labels else [Path(p).stem for p in metrics]
     if len(labels) != len(metrics):
         raise RPGInputError(f"--labels: {len(labels)} labels for {len(metrics)} --metrics files")
     if len(set(labels)) != len(labels):
         raise RPGInputError(f"--labels: duplicate row names in {labels}")
-    rows = [Row(label, read_eval(p)) for label, p in zip(labels, metrics)]
+    if runs and len(runs) != len(metrics):
+        raise RPGInputError(f"--runs: {len(runs)} run folders for {len(metrics)} --metrics files")
+    summaries = [read_run_summary(r) for r in runs] if runs else [None] * len(metrics)
+    rows = [Row(label, read_eval(p), run) for label, p, run in zip(labels, metrics, summaries)]
     table = read_paper_table(paper, b.paper_key, b.paper_columns) if paper else None
     return TableInputs(rows, table, scale, title)
 

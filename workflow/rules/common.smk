@@ -61,6 +61,7 @@ ZOOS = config["zoos"]
 EXPERIMENTS = config["experiments"]
 VARIANTS = config["variants"]
 TABLES = config["tables"]
+BENCHMARKS = config["benchmarks"]  # issue 10: rule memory (paper Fig. 7)
 ROWS = {
     **EXPERIMENTS,
     **VARIANTS,
@@ -102,6 +103,19 @@ for _table, _spec in TABLES.items():
         )
 
 
+for _id, _bench in BENCHMARKS.items():
+    if _bench["zoo"] not in ZOOS:
+        config_error(
+            f"benchmarks.{_id}.zoo",
+            f"{_bench['zoo']} is not in zoos (known: {', '.join(ZOOS)})",
+        )
+    if _id in TABLES:
+        config_error(
+            f"benchmarks.{_id}",
+            "the id is also a table (both publish results/<id>.png)",
+        )
+
+
 # Only the configured scale and ids can match, so a results/<other scale>/... target fails with
 # "no rule to produce" instead of silently mixing scales.
 def _one_of(names):
@@ -114,6 +128,7 @@ wildcard_constraints:
     exp=_one_of(EXPERIMENTS),
     row=_one_of(ROWS),
     table=_one_of(TABLES),
+    bench=_one_of(BENCHMARKS),
 
 
 def pinned(path):
@@ -333,6 +348,23 @@ def table_metrics(wildcards):
     ]
 
 
+def table_runs(wildcards):
+    """Input function: each row's generator (the run folder of its experiment; a variant's generator
+    experiment), pinned like every generator input, in print order."""
+    return [
+        pinned(
+            f"results/{wildcards.scale}/runs/{experiment_of(row)}/generator.safetensors"
+        )
+        for row in TABLES[wildcards.table]["rows"]
+    ]
+
+
+def runs_flag(wildcards, input):
+    """--runs with the run folder of every row (a folder may repeat: variants share a generator)."""
+    folders = [str(Path(p).parent) for p in input.runs]
+    return "--runs " + " ".join(shlex.quote(f) for f in folders)
+
+
 def table_labels(wildcards):
     return [ROWS[row]["label"] for row in TABLES[wildcards.table]["rows"]]
 
@@ -348,3 +380,21 @@ def table_builder(wildcards):
 
 def paper_flag(wildcards, input):
     return f"--paper {shlex.quote(input.paper[0])}" if input.paper else ""
+
+
+# --------------------------------------------------------------------------------------- benchmarks
+def bench_zoo(wildcards):
+    return pinned(
+        f"results/{wildcards.scale}/zoos/{BENCHMARKS[wildcards.bench]['zoo']}/manifest.json"
+    )
+
+
+def bench_flags(wildcards):
+    """--token-sizes, --preset, --steps and the --set overrides (`train.set`, then the entry's own)."""
+    spec = BENCHMARKS[wildcards.bench]
+    sizes = " ".join(str(d) for d in spec["token_sizes"])
+    overrides = config["train"]["set"] + spec.get("set", [])
+    return (
+        f"--token-sizes {sizes} --preset {spec.get('preset', config['preset'])}"
+        f" --steps {spec.get('steps', 2)} {set_flags(overrides)}"
+    )

@@ -5,9 +5,11 @@
 
 
 rule table:
-    """results/<scale>/<table>.csv + .png from the rows' evaluation JSON files."""
+    """results/<scale>/<table>.csv + .png from the rows' evaluation JSON files and their generators' run
+    folders (training cost and generator size, for the builders that report them)."""
     input:
         metrics=table_metrics,
+        runs=table_runs,
         paper=table_paper,
     output:
         csv=report(
@@ -29,11 +31,13 @@ rule table:
         builder=table_builder,
         labels=table_labels,
         paper=paper_flag,
+        runs=runs_flag,
     shell:
         "python -m rpg table {params.builder}"
         " --scale {wildcards.scale}"
         " --metrics {input.metrics}"
         " --labels {params.labels:q}"
+        " {params.runs}"
         " {params.paper}"
         " --out {output.csv}"
         " --plot {output.png}"

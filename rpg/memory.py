@@ -1,0 +1,102 @@
+"""Peak memory of a stretch of work (training time/memory columns of paper Tab. 5, Fig. 4 and Fig. 7).
+
+    with PeakMemory(device) as mem:           # or mem = PeakMemory(device).start() ... mem.stop()
+        ...                                   # build the model, run training steps
+    mem.result()   # {"measure": ..., "baseline_bytes": ..., "peak_bytes": ..., "delta_bytes": ...}
+
+What is measured depends on where the tensors live:
+- CUDA: `torch.cuda.max_memory_allocated` after `reset_peak_memory_stats` (bytes held by tensors, what the
+  paper's "GPU memory" comes closest to; the caching allocator's reserve is not counted). delta = peak - the
+  allocated bytes at entry.
+- CPU on Linux: the process's resident set. Entering resets the kernel's high-water mark (VmHWM, by writing 5
+  to /proc/self/clear_refs), so the peak belongs to this stretch alone; delta = VmHWM at exit - VmRSS at entry,
+  i.e. the resident memory the work added on top of what the process already held (model, optimizer state,
+  activations, allocator slack). Memory freed before entry but kept by the allocator can be reused without
+  raising RSS, so measure in a fresh process when a baseline must be clean (the Fig. 7 benchmark does). The
+  first forward/backward of a process also maps torch's kernels (code pages, oneDNN JIT buffers), a roughly
+  constant 100-200 MiB on a CPU that a training's peak includes; the Fig. 7 benchmark runs once before measuring.
+- CPU elsewhere: `ru_maxrss` (the process's lifetime peak, no reset) minus the RSS high-water mark at entry;
+  marked as such in `measure`.
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        m = re.search(rf"^{key}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def _reset_hwm() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0); False where that is not possible."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _maxrss_bytes() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == "darwin" else r * 1024     # bytes on macOS, KiB on Linux
+
+
+class PeakMemory:
+    """Context manager measuring the peak memory of its body (see the module docstring for what is measured)."""
+
+    def __init__(self, device: str = "cpu"):
+        self.device = str(device)
+        self.measure: str | None = None
+        self.baseline = self.peak = 0
+
+    def __enter__(self) -> PeakMemory:
+        return self.start()
+
+    def start(self) -> PeakMemory:
+        """Reset the peak and record the baseline (what `with` does on entry)."""
+        if self.device.startswith("cuda"):
+            import torch
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.baseline = torch.cuda.memory_allocated(self.device)
+            self.measure = "cuda max_memory_allocated - memory_allocated at start"
+        elif _status_kib("VmRSS") is not None and _reset_hwm():
+            self.baseline = _status_kib("VmRSS") * 1024
+            self.measure = "peak RSS delta (Linux VmHWM after reset - VmRSS at start)"
+        else:
+            self.baseline = _maxrss_bytes()
+            self.measure = "peak RSS delta (ru_maxrss lifetime peak - ru_maxrss at start)"
+        return self
+
+    def sample(self) -> int:
+        """The peak so far, in bytes (callable inside the body)."""
+        if self.device.startswith("cuda"):
+            import torch
+            return int(torch.cuda.max_memory_allocated(self.device))
+        if self.measure and self.measure.startswith("peak RSS delta (Linux"):
+            return (_status_kib("VmHWM") or 0) * 1024
+        return _maxrss_bytes()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def stop(self) -> dict[str, Any]:
+        """Record the peak (what `with` does on exit) and return `result()`."""
+        self.peak = self.sample()
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        return {"measure": self.measure, "baseline_bytes": int(self.baseline), "peak_bytes": int(self.peak),
+                "delta_bytes": int(max(0, self.peak - self.baseline))}
