@@ -227,3 +227,36 @@ def test_peak_memory_sees_what_the_body_allocates_and_resets():
     with PeakMemory("cpu") as again:   # the earlier peak is forgotten
         pass
     assert again.result()["delta_bytes"] < size * 0.5
+
+
+# ---- Fig. 7: training memory vs token size ------------------------------------------------------------------
+
+def test_memory_point_trains_at_the_token_size_and_reports_what_training_recorded(tiny_zoo, tmp_path):
+    from rpg.generator import cost
+
+    small = {"denoiser.channels": "[1,8,1]", "train.batch_size": "2"}
+    points = [cost._point(str(tiny_zoo), "mini", small, d, 1, "cpu", 1) for d in (32, 64)]
+    assert [p["token_size"] for p in points] == [32, 64] and points[0]["d_model"] == 32
+    # the recurrent width follows the token size: Mamba2's parameters grow with it
+    assert points[1]["recurrent_params"] > 2 * points[0]["recurrent_params"]
+    assert points[1]["state_mib"] > points[0]["state_mib"]
+    assert points[0]["num_tokens"] > points[1]["num_tokens"]     # larger tokens, fewer of them
+    result = {"device": "cpu", "batch_size": 2, "diffusion_batch": 256, "measure": points[0]["measure"],
+              "points": [*points, {"token_size": 128, "d_model": 128, "oom": True}]}
+    cost.write_sweep(result, tmp_path / "fig7.json", tmp_path / "fig7.png")
+    assert io.read_json(tmp_path / "fig7.json")["points"][2]["oom"] is True
+    assert (tmp_path / "fig7.png").read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.slow
+def test_memory_cli_measures_each_token_size_in_a_fresh_process(tiny_zoo, tmp_path):
+    from rpg.cli.memory import main as memory_main
+
+    out = tmp_path / "fig7.json"
+    assert memory_main(["--checkpoints", str(tiny_zoo), "--token-sizes", "64", "32", "--steps", "1",
+                        "--set", "train.batch_size=2", "--threads", "1", "--out", str(out)]) == 0
+    res = io.read_json(out)
+    assert [p["token_size"] for p in res["points"]] == [32, 64] and res["device"] == "cpu"
+    assert all(p["peak_delta_bytes"] > 0 for p in res["points"])
+    assert out.with_suffix(".png").read_bytes()[:8] == PNG_MAGIC
+    assert memory_main(["--checkpoints", str(tiny_zoo), "--token-sizes", "16", "--out", str(out)]) == 2
