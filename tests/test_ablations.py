@@ -260,3 +260,16 @@ def test_memory_cli_measures_each_token_size_in_a_fresh_process(tiny_zoo, tmp_pa
     assert all(p["peak_delta_bytes"] > 0 for p in res["points"])
     assert out.with_suffix(".png").read_bytes()[:8] == PNG_MAGIC
     assert memory_main(["--checkpoints", str(tiny_zoo), "--token-sizes", "16", "--out", str(out)]) == 2
+
+
+def test_a_run_trained_before_cost_was_recorded_leaves_its_cost_cells_empty(tmp_path):
+    """A Table 1 generator trained by an earlier version has no `training` block: the table still builds."""
+    metrics = [write_eval(tmp_path / "m0.json", [80.0]), write_eval(tmp_path / "m1.json", [79.0])]
+    runs = [write_run(tmp_path / "run0", {"recurrent.kind": "lstm"}), write_run(tmp_path / "run1", {})]
+    meta = io.read_json(runs[1] / "meta.json")
+    del meta["training"]
+    io.write_json(runs[1] / "meta.json", meta)
+    out = tmp_path / "t5.csv"
+    assert table_main(["table5", "--metrics", *map(str, metrics), "--runs", *map(str, runs), "--out", str(out)]) == 0
+    df = pd.read_csv(out, keep_default_na=False, dtype=str)
+    assert df.loc[1, "train_s"] == "" and df.loc[0, "time_ratio"] == "" and df.loc[0, "train_s"] != ""
