@@ -15,7 +15,7 @@ which is how the paper's GPU-hours can be set beside CPU seconds.
   the paper's argument against the learnable one ("saving too many embeddings is impractical").
 - `fig4`: tokenization strategies: accuracy, tokens, padding and training time.
 - `table5`: recurrent structures: accuracy, training time, peak memory (ratios to Mamba at the same width).
-- `table6`: token size x model size, one row per model; the mini sizes stand for the paper's by rank.
+- `table6`: token size x model size, one row per model; a mini size d stands for the paper's 32 d.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from rpg.errors import RPGInputError
 
 FAIL_FACTOR = 2.0        # "fail": generated mean below twice chance accuracy
 GOOD_WITHIN = 1.0        # Tab. 6: a token size "works" when its mean is within 1 point of the model's best
+TOKEN_SIZE_FACTOR = 32   # Tab. 6: a mini token size d stands for the paper's 32 d (mini default 256 = paper 8192)
 MIB = 2 ** 20
 
 # Number of classes where the architecture's kwargs do not say (timm models default to ImageNet's 1000).
@@ -282,8 +283,9 @@ def table6(inputs) -> pd.DataFrame:
         sizes.add(d)
     ours = sorted(sizes)
     theirs = sorted(int(c) for c in inputs.paper.columns if c.isdigit()) if inputs.paper is not None else []
-    # the paper's sizes are matched to ours by rank (smallest to smallest) when both have as many
-    pairs = dict(zip(ours, theirs)) if len(ours) == len(theirs) else {}
+    # our sizes are the paper's own (paper scale), or stand for TOKEN_SIZE_FACTOR times theirs (mini)
+    factor = 1 if set(ours) <= set(theirs) else TOKEN_SIZE_FACTOR
+    pairs = {d: d * factor for d in ours if d * factor in theirs}
     out = []
     for name, m in models.items():
         paper = _paper(inputs.paper, name)
@@ -298,8 +300,8 @@ def table6(inputs) -> pd.DataFrame:
         good = smallest_good({t: a for t, a in paper_avg.items() if a is not None})
         rec["paper_smallest_good_d"] = good
         rec["paper_d_for_smallest_good_d"] = pairs.get(rec["smallest_good_d"])
-        sizes_note = (f"mini token sizes {', '.join(map(str, ours))} stand for the paper's "
-                      f"{', '.join(map(str, theirs))} (by rank)") if pairs else ""
+        sizes_note = (f"token sizes {', '.join(map(str, pairs))} stand for the paper's "
+                      f"{', '.join(map(str, pairs.values()))} (x{factor})") if pairs and factor != 1 else ""
         rec["substitute"] = "; ".join(p for p in (substitute(m["rows"][0], generator=False), sizes_note) if p)
         out.append(rec)
     return pd.DataFrame(out)

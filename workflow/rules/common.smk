@@ -128,7 +128,7 @@ wildcard_constraints:
     exp=_one_of(EXPERIMENTS),
     row=_one_of(ROWS),
     table=_one_of(TABLES),
-    bench=_one_of(BENCHMARKS),
+    bench=_one_of(BENCHMARKS) or "(?!)",  # no benchmarks: match nothing (an empty pattern matches all)
 
 
 def pinned(path):
