@@ -42,9 +42,10 @@ def test_every_ablation_target_together_trains_each_generator_once(tmp_path):
     cmds = shell_commands(out)
     runs = trained(cmds, "mini")
     assert len(runs) == len(set(runs))
-    # the default rows are Table 1's vit_tiny; the paper-only rows (ViT-B at 8192, the 2048 column) are not mini rows
-    assert "vit_tiny" in runs and not {"tok8k_vit_base", "tok2k_vit_tiny"} & set(runs)
-    assert len([c for c in cmds if "rpg collect" in c]) == 3
+    # one default row shared by Tab. 4a/4b/5 and Fig. 4 at the ablations' step count (not Table 1's 1,500-step
+    # vit_tiny); the paper-only rows (ViT-B at 8192, the 2048 column) are not mini rows
+    assert "abl_vit_tiny" in runs and not {"vit_tiny", "tok8k_vit_base", "tok2k_vit_tiny"} & set(runs)
+    assert len([c for c in cmds if "rpg collect" in c]) == len({MINI["experiments"][r]["zoo"] for r in runs})
     # the table rule hands every builder its rows' run folders, in row order
     for table in TABLES:
         (cmd,) = [c for c in cmds if c.startswith(f"python -m rpg table {table} ")]
@@ -64,6 +65,7 @@ def test_ablation_targets_at_paper_scale_follow_the_official_scripts(tmp_path):
     cmds = shell_commands(out)
     train = {r: c for r, c in zip(trained(cmds, "paper"), [c for c in cmds if " train " in c])}
     assert "tok8k_vit_base" in train and "tok16k_vit_base" not in train and "vit_base" in train
+    assert "vit_tiny" in train and "abl_vit_tiny" not in train    # the default rows are the main ViT-T run
     assert "--set train.batch_size=16 --set train.steps=80000" in train["no_recurrence"]
     assert "--set diffusion.diffusion_batch=1536" in train["tok_channel"]
     assert "--set train.seed=998" in train["tok4k_vit_tiny"]
