@@ -28,6 +28,7 @@ import pandas as pd
 from rpg.errors import RPGInputError
 from rpg.formats import read_eval
 from rpg.io import atomic_path
+from rpg.tables import baselines as _baselines
 
 # Printable dataset names for the `dataset` column (the eval JSON holds registry names).
 DATASET_NAMES = {
@@ -339,6 +340,8 @@ BUILDERS: dict[str, Builder] = {
     "sampling": Builder(sampling, plot_sampling,
                         "one row per sampling variant of one generator: sampler/steps/mode, generated "
                         "mean/best/min/std"),
+    "table8": Builder(_baselines.table8, _baselines.plot_table8,
+                      "earlier methods vs RPG per architecture: original, best and mean (paper Table 8)"),
 }
 
 
