@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -240,3 +241,34 @@ def test_train_and_generate_cli_end_to_end(zoo, fitted, tmp_path):
     net = build_model(formats.read_zoo(zoo).architecture)
     for ref in gen.refs:
         net.load_state_dict(io.load_state_dict(ref.path), strict=True)
+
+
+# ------------------------------------------------------------------------------------------------ Table 8
+def _eval_file(path: Path, method: str, dataset: str, accs: list[float], orig: list[float]) -> Path:
+    from rpg.evaluation.evaluate import summarize
+    formats.write_eval(path, {"params": 2464, "dataset": dataset, "substitute_for": None,
+                              "generation": {"method": method}, "original": summarize(orig),
+                              "generated": summarize(accs)})
+    return path
+
+
+def test_table8_joins_methods_columns_and_paper(tmp_path):
+    from rpg.tables.builders import build_table, load_inputs
+    files = [_eval_file(tmp_path / "a.json", "pdiff", "fashion_mnist", [80.0, 84.0], [85.0, 86.0]),
+             _eval_file(tmp_path / "b.json", "sane", "fashion_mnist", [70.0, 72.0], [85.0, 86.0]),
+             _eval_file(tmp_path / "c.json", "rpg", "fashion_mnist", [90.0, 91.0], [90.5, 91.5])]
+    paper = Path(__file__).resolve().parents[1] / "resources" / "paper" / "table8.csv"
+    inputs = load_inputs("table8", files, ["p-diff / CNN (s)", "SANE / CNN (s)", "ResNet-18"], paper, "mini")
+    df = build_table("table8", inputs, tmp_path / "t8.csv")
+    assert (tmp_path / "t8.png").is_file()
+    got = {(r.method, r.architecture): r for r in df.itertuples()}
+    # one original row per column, first in its column; the method comes from the evaluation's provenance
+    assert list(zip(df.method, df.architecture)) == [("original", "CNN (s)"), ("p-diff", "CNN (s)"),
+                                                     ("SANE", "CNN (s)"), ("original", "ResNet-18"),
+                                                     ("RPG", "ResNet-18")]
+    assert got[("p-diff", "CNN (s)")].best == "84.00" and got[("p-diff", "CNN (s)")].mean == "82.00"
+    assert got[("original", "ResNet-18")].mean == "91.00"
+    paper_rows = pd.read_csv(paper, dtype=str, keep_default_na=False).set_index("label")
+    assert got[("p-diff", "CNN (s)")].paper_accuracy == paper_rows.loc["p-diff / CNN (s)", "accuracy"]
+    assert got[("SANE", "CNN (s)")].paper_note == paper_rows.loc["SANE / CNN (s)", "note"]
+    assert set(df.dataset) == {"Fashion-MNIST (substitute for CIFAR-10)"}
