@@ -356,3 +356,23 @@ def table_builder(wildcards):
 
 def paper_flag(wildcards, input):
     return f"--paper {shlex.quote(input.paper[0])}" if input.paper else ""
+
+
+# ------------------------------------------------------------------------------ Fig. 8 (issue 13)
+def fig8_flags(wildcards):
+    """benchmarks/memory.py options from config `fig8` (unset keys keep the script's defaults)."""
+    spec = config.get("fig8", {})
+    flags = []
+    for key in ("sizes", "methods"):
+        if spec.get(key):
+            flags.append(f"--{key} {shlex.quote(','.join(spec[key]))}")
+    for key, flag in (
+        ("cap_gib", "--cap-gib"),
+        ("steps", "--steps"),
+        ("batch", "--batch"),
+        ("timeout_s", "--timeout"),
+        ("threads", "--threads"),
+    ):
+        if spec.get(key) is not None:
+            flags.append(f"{flag} {spec[key]}")
+    return " ".join(flags)
