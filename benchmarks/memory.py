@@ -97,7 +97,9 @@ def child(method: str, preset: str, size: str, steps: int, batch: int, cap: int)
         record["params"] = sum(v.numel() for k, v in sd.items() if is_generated(k, v))
         sds = [sd, {k: (v + 0.01 * torch.randn_like(v)) if v.is_floating_point() else v for k, v in sd.items()}]
         stage = "data"
-        if method == "rpg":
+        if method == "rpg-generate":
+            record.update(_generate_rpg(preset, sd, steps))
+        elif method == "rpg":
             _run_rpg(preset, sds, steps, batch)
         else:
             token = 256
@@ -139,6 +141,29 @@ def _run_rpg(preset: str, sds: list, steps: int, batch: int) -> None:
         opt.zero_grad(set_to_none=True)
         model(tokens[idx], tok.mask, perms[idx], None, generator=g).backward()
         opt.step()
+
+
+def _generate_rpg(preset: str, sd: dict, steps: int) -> dict:
+    """One model from an UNTRAINED RPG generator of the preset, partial mode (chunks of diffusion.chunk_size
+    tokens), DDIM with `steps` steps; the time of the preset's own step count is extrapolated."""
+    import torch
+
+    from rpg.generator.config import preset_config
+    from rpg.generator.model import RPG
+    from rpg.generator.sampling import sample_tokens
+    from rpg.generator.tokenizer import ParamTokenizer
+    cfg = preset_config(preset, {})
+    tok = ParamTokenizer.fit([("0", sd)], cfg.tokenizer.token_size, cfg.tokenizer.strategy)
+    model = RPG(cfg, tok.layer_ids, tok.token_ids, 1).eval()
+    t0 = time.time()
+    tokens = sample_tokens(model, 1, sampler="ddim", steps=steps, mode="partial", permutation=torch.zeros(1).long(),
+                           generator=torch.Generator().manual_seed(0))
+    seconds = time.time() - t0
+    generated = tok.detokenize(tokens[0])
+    return {"tokens": tok.num_tokens, "sampling_steps": steps, "sampling_seconds": round(seconds, 1),
+            "preset_steps": cfg.diffusion.sampling_steps,
+            "projected_seconds": round(seconds * cfg.diffusion.sampling_steps / steps, 1),
+            "generated_params": sum(v.numel() for v in generated.values()), "trained": False}
 
 
 def _run_baseline(method: str, preset: str, tok, x, steps: int, batch: int) -> None:
@@ -260,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=1, help="checkpoints per step (default 1)")
     p.add_argument("--timeout", type=int, default=900, help="seconds per run before it is recorded as timeout")
     p.add_argument("--threads", type=int, help="OMP threads of each child (default: torch's choice)")
+    p.add_argument("--rpg-generate", metavar="SIZE:PRESET",
+                   help="also sample one model of SIZE from an untrained RPG generator of PRESET in partial mode "
+                        "(e.g. convnext_large:large), --steps DDIM steps, time projected to the preset's steps")
     p.add_argument("--out", default="benchmarks/out/fig8.json")
     p.add_argument("--csv", help="the records as CSV (default: --out with .csv)")
     p.add_argument("--plot", help="PNG (default: --out with .png)")
@@ -286,13 +314,19 @@ def main(argv: list[str] | None = None) -> int:
             records.append(r)
             print(json.dumps(r), flush=True)
             failed = r["status"] in ("oom", "timeout")
+    generation = None
+    if a.rpg_generate:
+        size, _, preset = a.rpg_generate.partition(":")
+        generation = measure("rpg-generate", preset or "large", size, a.steps, 1, cap, a.timeout, a.threads)
+        print(json.dumps(generation), flush=True)
     project(records)
     summary = summarise(records)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"cap_bytes": cap, "steps": a.steps, "batch": a.batch, "device": "cpu", "machine_memory_gib": mem_gib,
             "cpus": os.cpu_count(), "measured": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    out.write_text(json.dumps({"format": "rpg-memory/1", **meta, **summary, "records": records}, indent=2) + "\n")
+    out.write_text(json.dumps({"format": "rpg-memory/1", **meta, **summary, "records": records,
+                               "rpg_generation": generation}, indent=2) + "\n")
     import pandas as pd
     pd.DataFrame(records).to_csv(a.csv or out.with_suffix(".csv"), index=False)
     plot(records, summary, cap, Path(a.plot or out.with_suffix(".png")))

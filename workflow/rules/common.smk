@@ -372,6 +372,7 @@ def fig8_flags(wildcards):
         ("batch", "--batch"),
         ("timeout_s", "--timeout"),
         ("threads", "--threads"),
+        ("rpg_generate", "--rpg-generate"),
     ):
         if spec.get(key) is not None:
             flags.append(f"{flag} {spec[key]}")
