@@ -278,7 +278,7 @@ def kde_sample(anchors: torch.Tensor, num: int, bandwidth: float, g: torch.Gener
     if per == "coordinate":
         flat = anchors.reshape(a, -1)
         idx = torch.randint(0, a, (num, flat.shape[1]), generator=g)
-        picked = flat.gather(0, idx) if num == a else flat[idx, torch.arange(flat.shape[1])[None, :]]
+        picked = flat.gather(0, idx)                                               # picked[i, j] = flat[idx[i, j], j]
         return (picked + bandwidth * torch.randn(picked.shape, generator=g)).reshape((num,) + shape)
     raise RPGInputError(f"kde per={per!r}: expected coordinate, model or token")
 
@@ -501,6 +501,8 @@ class BaselineMethod:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         with _run_lock(run_dir):
+            if (run_dir / "run.json").is_file():     # a finished run is fitted again from step 0 (as RPG's training)
+                (run_dir / "train_state.pt").unlink(missing_ok=True)
             (run_dir / "run.json").unlink(missing_ok=True)       # marks a complete fit: dropped until this one is
             data = load_zoo(zoo_dir, run_dir)
             torch.manual_seed(cfg.seed)
