@@ -16,7 +16,7 @@ from rpg.cli import generate as generate_cli
 from rpg.cli import train as train_cli
 from rpg.errors import RPGInputError
 from rpg.methods import METHODS, Condition, FitSettings, SampleOptions, get_method
-from rpg.methods.baseline import first_losses, kde_sample, load_zoo, neuron_layout, preset_dict
+from rpg.methods.baseline import kde_sample, load_zoo, neuron_layout, preset_dict, stage_losses
 from rpg.zoos.architectures import build_model
 from rpg.zoos.collection import collect
 from rpg.zoos.recipes import PhaseConfig, SaveConfig, ZooConfig
@@ -174,7 +174,7 @@ def test_presets_are_data_and_overrides_are_checked():
 # ------------------------------------------------------------------------------------------------ fit + sample
 @pytest.mark.parametrize("name", BASELINES)
 def test_tiny_fit_lowers_the_loss(fitted, name):
-    losses = first_losses(fitted[name], FIRST_STAGE[name])
+    losses = stage_losses(fitted[name], FIRST_STAGE[name])
     assert len(losses) >= 6
     assert sum(losses[-3:]) < sum(losses[:3])
 

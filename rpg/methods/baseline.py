@@ -449,7 +449,7 @@ class StagedFit:
             m.eval()
 
 
-def first_losses(run_dir: str | os.PathLike, stage: str) -> list[float]:
+def stage_losses(run_dir: str | os.PathLike, stage: str) -> list[float]:
     """The logged losses of one stage, in order (tests and reports)."""
     out = []
     for line in (Path(run_dir) / "log.jsonl").read_text().splitlines():
