@@ -135,16 +135,17 @@ def test_fit_writes_run_json_and_generate_dispatches_on_it(zoo_run, tmp_path, ca
     capsys.readouterr()
     assert gen("--run", str(other), "--out", str(tmp_path / "g2"), "--num", "1") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "run.json: method 'resample': unknown method (known: rpg)" in err[0]
+    known = ", ".join(sorted(METHODS))
+    assert len(err) == 1 and f"run.json: method 'resample': unknown method (known: {known})" in err[0]
     assert not (tmp_path / "g2").exists()
 
 
 def test_unknown_method_on_train_is_one_line(zoo_run, tmp_path, capsys):
     zoo, _ = zoo_run
-    assert train_cli.main(["--method", "pdiff", "--checkpoints", str(zoo), "--out", str(tmp_path / "r"),
+    assert train_cli.main(["--method", "nosuch", "--checkpoints", str(zoo), "--out", str(tmp_path / "r"),
                            "--threads", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --method 'pdiff'") and "rpg" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: --method 'nosuch'") and "rpg" in err[0]
     assert not (tmp_path / "r").exists()
     with pytest.raises(RPGInputError, match="unknown method"):
         get_method("nope")

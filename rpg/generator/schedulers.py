@@ -36,9 +36,9 @@ class _Base:
     def __init__(self, num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
                  beta_schedule: str = "linear"):
         # RPGInputError (a ValueError): a bad setting reaches the user as one line naming the config key
-        if beta_schedule != "linear":
-            raise RPGInputError(f"diffusion.beta_schedule={beta_schedule!r}: only 'linear' (the paper's) is "
-                                "implemented")
+        if beta_schedule not in ("linear", "scaled_linear"):
+            raise RPGInputError(f"diffusion.beta_schedule={beta_schedule!r}: expected 'linear' (the paper's) or "
+                                "'scaled_linear' (LDM's, used by D2NWG)")
         if not (isinstance(num_train_timesteps, int) and num_train_timesteps >= 1):
             raise RPGInputError(f"diffusion.num_train_timesteps={num_train_timesteps!r}: must be an integer >= 1")
         if not 0 < beta_start < beta_end < 1:
@@ -47,6 +47,9 @@ class _Base:
         self.config = SchedulerConfig(num_train_timesteps, beta_start, beta_end, beta_schedule)
         # float64 tables, cast on use: keeps sqrt(1 - alpha_bar) accurate near t = 0
         self.betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
+        if beta_schedule == "scaled_linear":   # LDM "linear": linear in sqrt(beta), then squared
+            self.betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_train_timesteps,
+                                        dtype=torch.float64) ** 2
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)       # alpha_bar_t
         self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)

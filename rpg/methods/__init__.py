@@ -1,12 +1,18 @@
-"""Generation methods behind one seam (`rpg.methods.base`): RPG now; a new method is a class + one line here."""
+"""Generation methods behind one seam (`rpg.methods.base`): RPG and the Table 8 baselines (`rpg.methods.baseline`);
+a new method is a class + one line here."""
 
 from __future__ import annotations
 
 from rpg.errors import RPGInputError
 from rpg.methods.base import Condition, ConditionSpec, FitSettings, Method, RunInfo, SampleOptions, expand, generate
+from rpg.methods.d2nwg import D2NWGMethod
+from rpg.methods.pdiff import PDiffMethod
 from rpg.methods.rpg import RPGMethod
+from rpg.methods.sane import SANEMethod
+from rpg.methods.skde30 import SKDEMethod
 
-METHODS: dict[str, type] = {"rpg": RPGMethod}
+METHODS: dict[str, type] = {"rpg": RPGMethod, "pdiff": PDiffMethod, "skde30": SKDEMethod, "sane": SANEMethod,
+                            "d2nwg": D2NWGMethod}
 
 
 def get_method(name: str, where: str = "--method") -> Method:

@@ -30,6 +30,7 @@ from rpg.errors import RPGInputError
 from rpg.formats import read_eval
 from rpg.io import atomic_path, read_json
 from rpg.tables.ablations import _ablation_builders
+from rpg.tables import baselines as _baselines
 
 # Printable dataset names for the `dataset` column (the eval JSON holds registry names).
 DATASET_NAMES = {
@@ -365,6 +366,8 @@ BUILDERS: dict[str, Builder] = {
     "sampling": Builder(sampling, plot_sampling,
                         "one row per sampling variant of one generator: sampler/steps/mode, generated "
                         "mean/best/min/std"),
+    "table8": Builder(_baselines.table8, _baselines.plot_table8,
+                      "earlier methods vs RPG per architecture: original, best and mean (paper Table 8)"),
 }
 BUILDERS.update(_ablation_builders(Builder))   # paper Tab. 4a/4b/5/6, Fig. 4 (rpg/tables/ablations.py)
 

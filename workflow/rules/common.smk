@@ -287,11 +287,19 @@ def resolved_config(exp):
     spec = EXPERIMENTS[exp]
     preset = spec.get("preset", config["preset"])
     overrides = config["train"]["set"] + spec.get("set", [])
-    if _preset_config is None or spec["method"] != "rpg":
+    if _preset_config is None:
         return json.dumps({"preset": preset, "set": overrides})
+    pairs = dict(kv.split("=", 1) for kv in overrides)
     try:
-        resolved = _preset_config(preset, dict(kv.split("=", 1) for kv in overrides))
-    except RPGInputError as e:  # a bad `set` key or value, an unknown preset
+        # the Table 8 baselines: presets in rpg/methods/presets/
+        if spec["method"] != "rpg":
+            from rpg.methods.baseline import resolved_config as _baseline_config
+
+            return json.dumps(
+                _baseline_config(spec["method"], preset, pairs), sort_keys=True
+            )
+        resolved = _preset_config(preset, pairs)
+    except (RPGInputError, KeyError) as e:  # a bad `set`, an unknown preset or method
         config_error(f"experiments.{exp}", f"preset {preset} with set {overrides}: {e}")
     return json.dumps(resolved.to_dict(), sort_keys=True)
 
@@ -398,3 +406,22 @@ def bench_flags(wildcards):
         f"--token-sizes {sizes} --preset {spec.get('preset', config['preset'])}"
         f" --steps {spec.get('steps', 2)} {set_flags(overrides)}"
     )
+# ------------------------------------------------------------------------------ Fig. 8 (issue 13)
+def fig8_flags(wildcards):
+    """benchmarks/memory.py options from config `fig8` (unset keys keep the script's defaults)."""
+    spec = config.get("fig8", {})
+    flags = []
+    for key in ("sizes", "methods"):
+        if spec.get(key):
+            flags.append(f"--{key} {shlex.quote(','.join(spec[key]))}")
+    for key, flag in (
+        ("cap_gib", "--cap-gib"),
+        ("steps", "--steps"),
+        ("batch", "--batch"),
+        ("timeout_s", "--timeout"),
+        ("threads", "--threads"),
+        ("rpg_generate", "--rpg-generate"),
+    ):
+        if spec.get(key) is not None:
+            flags.append(f"{flag} {spec[key]}")
+    return " ".join(flags)
