@@ -29,8 +29,8 @@ import pandas as pd
 from rpg.errors import RPGInputError
 from rpg.formats import read_eval
 from rpg.io import atomic_path, read_json
-from rpg.tables.ablations import _ablation_builders
 from rpg.tables import baselines as _baselines
+from rpg.tables.ablations import _ablation_builders
 
 # Printable dataset names for the `dataset` column (the eval JSON holds registry names).
 DATASET_NAMES = {

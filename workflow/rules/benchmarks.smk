@@ -49,6 +49,8 @@ rule publish_memory:
         png="results/{bench}.png",
     log:
         "results/logs/publish_{bench}.log",
+
+
 # Paper Fig. 8 (issue 13): not part of `rule all`; build on purpose, e.g.
 #   snakemake results/fig8.png --cores 1 --resources gpu=1
 

@@ -406,6 +406,8 @@ def bench_flags(wildcards):
         f"--token-sizes {sizes} --preset {spec.get('preset', config['preset'])}"
         f" --steps {spec.get('steps', 2)} {set_flags(overrides)}"
     )
+
+
 # ------------------------------------------------------------------------------ Fig. 8 (issue 13)
 def fig8_flags(wildcards):
     """benchmarks/memory.py options from config `fig8` (unset keys keep the script's defaults)."""
