@@ -342,6 +342,16 @@ BUILDERS: dict[str, Builder] = {
 }
 
 
+def _register_segmentation() -> None:   # Table 2 (downstream segmentation) lives in its own module
+    from rpg.tables.segmentation import PAPER_COLUMNS, plot_table2, table2
+
+    BUILDERS["table2"] = Builder(table2, plot_table2, "original vs generated segmentation mIoU/mAcc, COCO column "
+                                 "(paper Table 2)", paper_key="method", paper_columns=PAPER_COLUMNS)
+
+
+_register_segmentation()
+
+
 def _builder(name: str) -> Builder:
     if name not in BUILDERS:
         raise RPGInputError(f"table builder {name!r}: unknown (known: {', '.join(BUILDERS)})")
