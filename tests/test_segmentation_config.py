@@ -41,6 +41,15 @@ def test_table2_entries_at_both_scales():
     assert get_zoo("mini/seg_nuclei").substitute_for == "ADE20K"
 
 
+def test_collect_inputs_include_the_mmseg_config_file():
+    from rpg.zoos.recipes import recipe_files
+
+    files = recipe_files("mini/seg_nuclei")
+    assert files[0].name == "seg_nuclei.yaml"
+    assert files[-1] == ROOT / "rpg/segmentation/configs/mini_upernet_vit_nuclei.py"
+    assert all(f.suffix == ".yaml" for f in recipe_files("mini/resnet18"))
+
+
 @pytest.mark.slow   # tests/test_workflow.py dry-runs rule all at both scales; this one checks table2's commands
 @pytest.mark.parametrize("overlay", [[], ["--configfile", "config/paper.yaml"]], ids=["mini", "paper"])
 def test_table2_dry_run(overlay):

@@ -107,6 +107,11 @@ class SegZooConfig:
         p = Path(self.config)
         return p if p.is_absolute() else PACKAGE_DIR / p
 
+    def input_files(self) -> list[Path]:
+        """Files besides the recipe YAML that the zoo is built from (collect rule inputs): our mmseg config file.
+        (Its `mmseg::` bases are files of the pinned mmsegmentation package.)"""
+        return [self.config_path]
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

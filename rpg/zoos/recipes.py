@@ -343,7 +343,17 @@ def _parent(path: Path, ref: Any) -> Path:
 
 
 def recipe_files(name: str | Path) -> list[Path]:
-    """The recipe's YAML file followed by every file it extends (the collect rule's inputs)."""
+    """The recipe's YAML file followed by every file it extends (the collect rule's inputs), then any other file its
+    domain's config class says the zoo is built from (`input_files()`, e.g. a segmentation zoo's mmseg config)."""
+    files = _chain(name)
+    if any(_read(f).get(DOMAIN) not in (None, "classification") for f in files):
+        cfg = load_recipe(name)
+        files += list(getattr(cfg, "input_files", list)())
+    return files
+
+
+def _chain(name: str | Path) -> list[Path]:
+    """The recipe's YAML file followed by every file it extends."""
     files = [recipe_path(name)]
     while True:
         ref = _read(files[-1]).get(EXTENDS)
@@ -366,7 +376,7 @@ def _merge(base: dict, over: dict) -> dict:
 def load_recipe(name: str | Path) -> ZooConfig:
     """Read a recipe: resolve its `extends:` chain (base first), then build and validate the ZooConfig.
     Errors name the file and the key. `name` defaults to the registry name (or the file's stem)."""
-    files = recipe_files(name)
+    files = _chain(name)
     domains = [dom for f in files if (dom := _read(f).get(DOMAIN)) is not None]
     cls = recipe_class(domains[0] if domains else "classification", files[0])
     known = {f.name for f in dataclasses.fields(cls)} | {EXTENDS, DOMAIN}
