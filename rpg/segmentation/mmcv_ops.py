@@ -9,8 +9,9 @@ This module is a STAND-IN covering only names the models we build never call: th
 VisionTransformer backbone and the cross-entropy loss of our configs use no `mmcv.ops` op. Every name is a stub
 that records the call in `CALLS` and raises `NotImplementedError`; any other name raises `ModuleNotFoundError`
 (what mmseg's guarded imports expect). tests/test_segmentation.py runs a training step and a prediction of the
-mini and paper configs and asserts `CALLS` stays empty, so a config that starts to need a compiled op (PointRend,
-focal loss, CCNet, ...) fails loudly instead of running something else. With the official compiled mmcv installed
+mini model and asserts `CALLS` stays empty; the paper model is built from the same module types (VisionTransformer,
+MultiLevelNeck, UPerHead, FCNHead, CrossEntropyLoss). A config that needs a compiled op (PointRend, focal loss,
+CCNet, ...) fails loudly at its first call instead of running something else. With the official compiled mmcv installed
 (docs/segmentation.md), `install()` leaves the real `mmcv.ops` in place.
 """
 

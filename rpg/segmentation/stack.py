@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -47,8 +49,6 @@ def safe_load(filename: str | os.PathLike, map_location=None) -> dict:
         from rpg.io import load_state_dict
 
         return {"state_dict": load_state_dict(path)}
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)   # numpy.core is deprecated in numpy 2; the names still hold
         allowed = _numpy_safe_globals()
@@ -128,6 +128,12 @@ def load() -> None:
         raise RPGInputError(f"segmentation: {e.name} is not installed; {INSTALL_HINT}") from None
     from rpg.segmentation import mmcv_ops
 
+    # known, harmless warnings of the pinned stack, once per model build otherwise: mmcv-lite has no deformable
+    # attention (no model of ours uses it); mmseg suggests a 1-channel sigmoid head for 2 classes (we keep its
+    # default softmax head, as the paper's configs), deprecates its own build_loss, and notes avg_non_ignore
+    for message in ("Fail to import ``MultiScaleDeformableAttention``", "For binary segmentation, we suggest",
+                    "``build_loss`` would be deprecated", "Default ``avg_non_ignore`` is False"):
+        warnings.filterwarnings("ignore", message=re.escape(message))
     mmcv_ops.install()
     try:
         from mmseg.utils import register_all_modules
