@@ -174,13 +174,26 @@ def test_paper_config_loads_as_mmsegs_upernet_vit_b_on_ade20k():
 
 
 @pytest.mark.slow
-def test_paper_model_builds_with_its_parameter_count():
+def test_paper_model_builds_with_its_parameter_count_and_calls_no_stand_in_op():
     _mmseg()
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from rpg.segmentation import mmcv_ops
     from rpg.segmentation import model as seg
 
     model, _ = seg.build_model(get_zoo("paper/ade20k_upernet_vit_b"))
     # mmseg's UperNet ViT-B/16 + MLN: 144.2M floating-point entries (the paper prints 176.5M; docs/segmentation.md)
     assert 140e6 < seg.count_params(model) < 150e6
+    # one loss forward/backward on a small image: no stand-in op is called by the paper model either
+    sample = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, 150, (1, 64, 64))))
+    sample.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64)))
+    calls = list(mmcv_ops.CALLS)
+    # (training=False: no padding to the 512x512 crop; the loss path is the same)
+    batch = model.data_preprocessor(dict(inputs=[torch.rand(3, 64, 64) * 255], data_samples=[sample]), False)
+    loss, _ = model.parse_losses(model(**batch, mode="loss"))
+    loss.backward()
+    assert torch.isfinite(loss) and mmcv_ops.CALLS == calls
 
 
 def test_safe_checkpoint_loader_reads_numpy_metadata_and_refuses_code(tmp_path):
