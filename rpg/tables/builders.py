@@ -345,6 +345,8 @@ BUILDERS: dict[str, Builder] = {
 def _register_segmentation() -> None:   # Table 2 (downstream segmentation) lives in its own module
     from rpg.tables.segmentation import PAPER_COLUMNS, plot_table2, table2
 
+    DATASET_NAMES.update({"nuclei": "DSB-2018 nuclei tiles (stardist wheel)", "blobs": "synthetic blobs",
+                          "ade20k": "ADE20K"})
     BUILDERS["table2"] = Builder(table2, plot_table2, "original vs generated segmentation mIoU/mAcc, COCO column "
                                  "(paper Table 2)", paper_key="method", paper_columns=PAPER_COLUMNS)
 
