@@ -12,6 +12,7 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+.venv/bin/pip install -q --disable-pip-version-check -r requirements-seg.txt && .venv/bin/pip install -q --disable-pip-version-check --no-deps stardist==0.9.2  # Tab. 2 extra `seg` (docs/segmentation.md); stardist only ships the nuclei image
 # DVC: no analytics, no update check (also set in .dvc/config)
 export DVC_NO_ANALYTICS=1
 echo "setup done: $(.venv/bin/python -c 'import torch, timm; print("torch", torch.__version__, "timm", timm.__version__)')"

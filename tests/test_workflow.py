@@ -135,6 +135,7 @@ def overlay(base: dict, path: Path) -> dict:
 def test_shipped_configs_validate():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     mini = validate(MINI)
+    # (Table 1's entries; other tables add their own, e.g. table2 in tests/test_segmentation_config.py)
     assert mini["scale"] == "mini" and list(mini["experiments"])[:len(TABLE1_IDS)] == TABLE1_IDS
     assert mini["tables"]["table1"] == {"builder": "table1", "rows": TABLE1_IDS,
                                         "paper": "resources/paper/table1.csv"}

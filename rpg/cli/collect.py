@@ -139,6 +139,8 @@ def _main(args: argparse.Namespace) -> None:
         for name, c in zoos.ZOOS.items():
             print(f"{name:32s} {c.description}")
         return
+    if args.zoo and not isinstance(other := zoos.get_zoo(args.zoo), ZooConfig):
+        return other.run_cli(args)       # a recipe of another domain (recipes.RECIPE_DOMAINS) collects its own zoo
     cfg, data_cfg = resolve_config(args)
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))

@@ -28,6 +28,7 @@ class Outcome:
 
     metric: float
     mistakes: torch.Tensor | None = None
+    extra: dict[str, float] | None = None   # further metrics in percent (segmentation: mAcc, aAcc), summarized too
 
 
 class Domain(Protocol):
@@ -47,6 +48,7 @@ class Domain(Protocol):
 # domain's heavy dependencies (mmsegmentation, peft, ...) are never needed by another.
 DOMAINS: dict[str, str | type] = {
     "classification": "rpg.evaluation.classification:ClassificationDomain",
+    "segmentation": "rpg.segmentation.domain:SegmentationDomain",
 }
 
 

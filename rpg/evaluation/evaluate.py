@@ -128,6 +128,13 @@ def evaluate_zoo(
         "generated": summarize([o.metric for o in out_g]) if gen is not None else None,
         "similarity": None,
     }
+    if any(o.extra for o in out_o + out_g):
+        # the domain's further metrics (segmentation: mAcc, aAcc), summarized like the main one
+        names = sorted({k for o in out_o + out_g for k in (o.extra or {})})
+        result["extra_metrics"] = {
+            k: {"original": summarize([o.extra[k] for o in out_o if o.extra and k in o.extra]),
+                "generated": summarize([o.extra[k] for o in out_g if o.extra and k in o.extra])
+                if gen is not None else None} for k in names}
     if is_tasks:
         per_task: dict[str, dict] = {}
         for name, refs, outs in (("original", originals, out_o), ("generated", gen_refs, out_g)):

@@ -372,6 +372,18 @@ BUILDERS: dict[str, Builder] = {
 BUILDERS.update(_ablation_builders(Builder))   # paper Tab. 4a/4b/5/6, Fig. 4 (rpg/tables/ablations.py)
 
 
+def _register_segmentation() -> None:   # Table 2 (downstream segmentation) lives in its own module
+    from rpg.tables.segmentation import PAPER_COLUMNS, plot_table2, table2
+
+    DATASET_NAMES.update({"nuclei": "DSB-2018 nuclei tiles (stardist wheel)", "blobs": "synthetic blobs",
+                          "ade20k": "ADE20K"})
+    BUILDERS["table2"] = Builder(table2, plot_table2, "original vs generated segmentation mIoU/mAcc, COCO column "
+                                 "(paper Table 2)", paper_key="method", paper_columns=PAPER_COLUMNS)
+
+
+_register_segmentation()
+
+
 def _builder(name: str) -> Builder:
     if name not in BUILDERS:
         raise RPGInputError(f"table builder {name!r}: unknown (known: {', '.join(BUILDERS)})")

@@ -83,6 +83,7 @@ class DataConfig:
     imagenet_root: str = ""  # ImageNet-1K ImageFolder root
     imagenet_train_dir: str = "train"
     imagenet_val_dir: str = "val"
+    ade20k_root: str = ""  # ADEChallengeData2016 folder (images/, annotations/): segmentation zoos (Tab. 2)
     download: bool = False  # let torchvision download CIFAR into cifar_root
     num_workers: int = -1  # DataLoader workers for augmented / ImageFolder data; -1 = min(8, cores)
 

@@ -268,6 +268,22 @@ def apply_overrides(cfg: ZooConfig, overrides: dict[str, Any]) -> ZooConfig:
 
 RECIPE_DIR = Path(__file__).with_name("recipes")  # package data: <registry name>.yaml, shared bases in _base/
 EXTENDS = "extends"
+DOMAIN = "domain"
+# A recipe's `domain:` (default classification: ZooConfig) -> "module:Class" of its typed config, imported on use.
+# The class has from_dict/to_dict/apply_overrides and `run_cli(args)`, which `rpg collect` hands it to.
+RECIPE_DOMAINS = {"segmentation": "rpg.segmentation.recipe:SegZooConfig"}
+
+
+def recipe_class(domain: str, where: Path) -> type:
+    if domain == "classification":
+        return ZooConfig
+    if domain not in RECIPE_DOMAINS:
+        raise RPGInputError(f"{where}: {DOMAIN}: unknown domain {domain!r} "
+                            f"(known: classification, {', '.join(sorted(RECIPE_DOMAINS))})")
+    import importlib
+
+    module, cls = RECIPE_DOMAINS[domain].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 class _Loader(yaml.SafeLoader):
@@ -298,7 +314,9 @@ def recipe_path(name: str | Path) -> Path:
     return path
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, known: set[str] | None = None) -> dict:
+    """A recipe file's mapping. `known`: the keys it may hold (None: unchecked, for reading `extends`/`domain`
+    before the domain, and so the config class, is known)."""
     try:
         d = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
@@ -307,9 +325,8 @@ def _read(path: Path) -> dict:
         return {}
     if not isinstance(d, dict):
         raise RPGInputError(f"{path}: a recipe is a mapping of ZooConfig keys, got {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(ZooConfig)} | {EXTENDS}
     for key in d:
-        if key not in known:
+        if known is not None and key not in known:
             raise RPGInputError(f"{path}: unknown key {key!r} (known: {', '.join(sorted(known))})")
     return d
 
@@ -326,7 +343,17 @@ def _parent(path: Path, ref: Any) -> Path:
 
 
 def recipe_files(name: str | Path) -> list[Path]:
-    """The recipe's YAML file followed by every file it extends (the collect rule's inputs)."""
+    """The recipe's YAML file followed by every file it extends (the collect rule's inputs), then any other file its
+    domain's config class says the zoo is built from (`input_files()`, e.g. a segmentation zoo's mmseg config)."""
+    files = _chain(name)
+    if any(_read(f).get(DOMAIN) not in (None, "classification") for f in files):
+        cfg = load_recipe(name)
+        files += list(getattr(cfg, "input_files", list)())
+    return files
+
+
+def _chain(name: str | Path) -> list[Path]:
+    """The recipe's YAML file followed by every file it extends."""
     files = [recipe_path(name)]
     while True:
         ref = _read(files[-1]).get(EXTENDS)
@@ -349,13 +376,16 @@ def _merge(base: dict, over: dict) -> dict:
 def load_recipe(name: str | Path) -> ZooConfig:
     """Read a recipe: resolve its `extends:` chain (base first), then build and validate the ZooConfig.
     Errors name the file and the key. `name` defaults to the registry name (or the file's stem)."""
-    files = recipe_files(name)
+    files = _chain(name)
+    domains = [dom for f in files if (dom := _read(f).get(DOMAIN)) is not None]
+    cls = recipe_class(domains[0] if domains else "classification", files[0])
+    known = {f.name for f in dataclasses.fields(cls)} | {EXTENDS, DOMAIN}
     d: dict = {}
     for f in reversed(files):
-        d = _merge(d, {k: v for k, v in _read(f).items() if k != EXTENDS})
+        d = _merge(d, {k: v for k, v in _read(f, known).items() if k not in (EXTENDS, DOMAIN)})
     d.setdefault("name", Path(name).stem if _is_path(name) else str(name))
     try:
-        return ZooConfig.from_dict(d)
+        return cls.from_dict(d)
     except RPGInputError as e:
         raise RPGInputError(f"{files[0]}: {e}") from None
 
