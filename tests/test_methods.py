@@ -135,7 +135,7 @@ def test_fit_writes_run_json_and_generate_dispatches_on_it(zoo_run, tmp_path, ca
     capsys.readouterr()
     assert gen("--run", str(other), "--out", str(tmp_path / "g2"), "--num", "1") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "run.json: method 'resample': unknown method (known: rpg)" in err[0]
+    assert len(err) == 1 and "run.json: method 'resample': unknown method (known: retrieval, rpg)" in err[0]
     assert not (tmp_path / "g2").exists()
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rpg.errors import RPGInputError
 from rpg.methods.base import Condition, ConditionSpec, FitSettings, Method, RunInfo, SampleOptions, expand, generate
+from rpg.methods.retrieval import RetrievalMethod
 from rpg.methods.rpg import RPGMethod
 
-METHODS: dict[str, type] = {"rpg": RPGMethod}
+METHODS: dict[str, type] = {"rpg": RPGMethod, "retrieval": RetrievalMethod}
 
 
 def get_method(name: str, where: str = "--method") -> Method:
