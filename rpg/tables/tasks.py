@@ -70,7 +70,7 @@ def _per_task(ev: dict, label: str) -> dict[str, dict]:
     per = ev.get("per_task")
     if not isinstance(per, dict) or not per:
         raise RPGInputError(f"row {label!r}: its eval file has no per_task block (not a task zoo's evaluation)")
-    return {t: e for t, e in per.items() if t not in (None, "None")}
+    return {t: e for t, e in per.items() if t not in (None, "None", "null")}   # models without a task
 
 
 def _method(ev: dict) -> str | None:
