@@ -297,3 +297,35 @@ def test_table15_defines_fail_numerically(tmp_path):
     assert list(t["verdict"]) == ["ok", "fail"] and T.verdict(15.0, 10.0) == "ok"
     assert list(t["paper_accuracy"]) == ["88.1", "fail"]
     assert isinstance(inputs, TableInputs) and "table15" in BUILDERS
+
+
+def test_phase_iterations_and_pretrain_step_counts(tmp_path, monkeypatch):
+    """`phases.N.iterations` runs exactly that many optimizer steps (across an epoch boundary too); `pretrain`
+    runs once per zoo, whatever the number of units, and a rerun reuses its weights."""
+    from rpg.zoos import collection as collect_mod
+
+    steps = {"ce": 0, "task": 0}
+    orig = collect_mod.Collector._step
+
+    def counting(self, *a, ce=False, **k):
+        steps["ce" if ce else "task"] += 1
+        return orig(self, *a, ce=ce, **k)
+
+    monkeypatch.setattr(collect_mod.Collector, "_step", counting)
+    cfg = ZooConfig(name="test/iters", kind="tasks", dataset={"name": "digits"},
+                    architecture={"name": "cnn_s", "kwargs": {"in_chans": 1, "num_classes": 2}},
+                    pretrain=[PhaseConfig(epochs=1, lr=1e-2)],
+                    phases=[PhaseConfig(iterations=5, lr=1e-2, trainable="head"), PhaseConfig(iterations=30, lr=1e-3)],
+                    save=SaveConfig(lr=1e-3, every=1), num_checkpoints=2, batch_size=64, eval_checkpoints=False,
+                    num_seen_tasks=2, unseen_tasks=[UNSEEN_OTHER])
+    n_batches = len(load_dataset(DatasetSpec.from_dict(cfg.dataset)).train) // cfg.batch_size
+    assert 5 < n_batches < 30                              # the second phase crosses an epoch boundary
+    collect(cfg, tmp_path / "z", device="cpu", progress=False, log=quiet)
+    units = 2 + 1                                          # 2 seen tasks + 1 unseen
+    assert steps == {"ce": n_batches, "task": units * (5 + 30 + cfg.num_checkpoints)}
+    first = io.load_state_dict(tmp_path / "z" / "pretrain.safetensors")
+    steps.update(ce=0, task=0)
+    collect(cfg, tmp_path / "z", device="cpu", progress=False, log=quiet)    # complete: nothing to train again
+    assert steps == {"ce": 0, "task": 0}
+    again = io.load_state_dict(tmp_path / "z" / "pretrain.safetensors")
+    assert all(torch.equal(first[k], again[k]) for k in first)
