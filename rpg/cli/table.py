@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "join our rows to the paper's. Default: the metrics file names without .json")
     p.add_argument("--paper", metavar="CSV",
                    help="the paper's numbers (resources/paper/<table>.csv), one row per label (column "
-                        "`architecture` for table1, `label` otherwise); their columns appear as paper_*. "
+                        "`architecture` for table1, `embedding` for table9/10/14, `label` otherwise); their "
+                        "columns appear as paper_*. "
                         "Without it table1's paper_* columns stay empty and the other builders have none")
     p.add_argument("--runs", nargs="+", metavar="RUN",
                    help="the run folder of each row's generator (`rpg train --out`), one per --metrics file: "

@@ -96,7 +96,14 @@ class ClassificationDomain:
         self.params = count_params(self.evaluator.model)
         self.dataset = self.evaluator.spec.name
         self.split = "test"
+        # (N,) original class of every test sample, in the order `wrong` reports them
+        self.classes = self.evaluator.data.test.targets.long()
+        # test samples per original class: the majority-label reference of a binary task is computed from it
+        self.label_counts = torch.bincount(self.classes, minlength=self.evaluator.data.num_classes).tolist()
 
     def score(self, state_dict: dict[str, torch.Tensor], source: str, ref: formats.ModelRef) -> Outcome:
         wrong = self.evaluator.wrong(state_dict, source, ref.task)
-        return Outcome(metric=100.0 * (1.0 - float(wrong.float().mean())), mistakes=wrong)
+        # accuracy on the test samples of each original class (paper Tab. 10: per-class accuracy of a binary task)
+        per_class = {str(c): round(100.0 * (1.0 - float(wrong[self.classes == c].float().mean())), 2)
+                     for c in range(len(self.label_counts)) if self.label_counts[c]}
+        return Outcome(metric=100.0 * (1.0 - float(wrong.float().mean())), mistakes=wrong, breakdown=per_class)

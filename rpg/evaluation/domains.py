@@ -29,6 +29,9 @@ class Outcome:
     metric: float
     mistakes: torch.Tensor | None = None
     extra: dict[str, float] | None = None   # further metrics in percent (segmentation: mAcc, aAcc), summarized too
+    # the metric per subgroup of the test data, e.g. per original class (classification): {"0": 97.1, ...};
+    # None for a domain without such groups (the unseen-task study's Tab. 10 reads it)
+    breakdown: dict[str, float] | None = None
 
 
 class Domain(Protocol):

@@ -9,7 +9,11 @@ loads the data and scores one state_dict; everything here sees only its `Outcome
 - Similarity (App. B.4): rpg.evaluation.similarity.
 - Task zoos (unseen-task study): each model is scored on its own task, similarity is computed among models of
   the same task, and a per-task breakdown is added. A generated set with several conditions (one subfolder
-  each) gets a per-condition breakdown.
+  each) gets a per-condition breakdown. With a tasks zoo's top-level manifest (`parts`: seen/, unseen/) the
+  originals are the checkpoints of the generated set's own tasks, from whichever part holds them (per_task
+  `part`), so generated models of an unseen task meet that task's held-out originals; per_task summaries carry
+  the domain's `breakdown` (classification: accuracy per original class), and `label_counts` the test samples
+  per original class.
 
 Output: the rpg-eval/1 dict (written by formats.write_eval, read by formats.read_eval).
 """
@@ -79,6 +83,27 @@ def _per_condition(refs: list[formats.ModelRef], outcomes: list[Outcome]) -> dic
     return out
 
 
+def task_originals(zoo: formats.Zoo, tasks: set[str | None]
+                    ) -> tuple[list[formats.ModelRef], dict[str | None, str]]:
+    """The originals a task-conditioned generated set is compared with: the checkpoints of ITS tasks, from every
+    part of a tasks zoo (`parts`: seen/ = the generator's training data, unseen/ = the held-out tasks), and which
+    part holds each task. A zoo without parts, or none of the tasks collected: the zoo's own checkpoints."""
+    parts = zoo.manifest.get("parts")
+    if not isinstance(parts, dict) or not parts:
+        return zoo.refs, {}
+    refs, part_of = [], {}
+    for name, sub in sorted(parts.items()):
+        for r in formats.read_zoo(zoo.folder / sub, evaluable=True).refs:
+            if r.group in tasks:
+                refs.append(r)
+                part_of[r.group] = name
+    return (refs, part_of) if refs else (zoo.refs, {})
+
+
+def _mean_breakdown(items: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(statistics.fmean(d[k] for d in items), 2) for k in items[0]}
+
+
 def evaluate_zoo(
     zoo_dir: str | os.PathLike,
     generated: str | os.PathLike | None = None,
@@ -100,8 +125,10 @@ def evaluate_zoo(
     originals = zoo.refs
     gen_refs = gen.refs if gen is not None else []
     is_tasks = any(r.task is not None for r in originals)
+    part_of: dict[str | None, str] = {}
     if is_tasks and gen is not None:
         _check_tasks(gen, generated)
+        originals, part_of = task_originals(zoo, {r.group for r in gen_refs})
     domain = make_domain(zoo, data_cfg, torch.device(resolve_device(device)), batch_size)
     disable = None if progress is None else not progress
 
@@ -143,6 +170,21 @@ def evaluate_zoo(
         result["per_task"] = {
             t: {k: summarize(v.get(k, [])) for k in ("original", "generated")} for t, v in sorted(per_task.items())
         }
+        # which part of the zoo (seen / unseen) holds the task's originals, and the metric per subgroup
+        # (classification: per original class) averaged over the task's models
+        breakdown: dict[tuple[str | None, str], list[dict]] = {}
+        for name, refs, outs in (("original", originals, out_o), ("generated", gen_refs, out_g)):
+            for r, o in zip(refs, outs):
+                if o.breakdown is not None:
+                    breakdown.setdefault((r.group, name), []).append(o.breakdown)
+        for t, entry in result["per_task"].items():
+            if part_of:
+                entry["part"] = part_of.get(t)
+            for name in ("original", "generated"):
+                if (t, name) in breakdown:
+                    entry[name]["breakdown"] = _mean_breakdown(breakdown[(t, name)])
+        if getattr(domain, "label_counts", None) is not None:
+            result["label_counts"] = list(domain.label_counts)
     if len({r.condition for r in gen_refs}) > 1:
         result["per_condition"] = _per_condition(gen_refs, out_g)
     if with_similarity:

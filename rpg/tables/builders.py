@@ -426,3 +426,8 @@ def build_table(builder: str, inputs: TableInputs, out_csv: str | os.PathLike,
     finally:
         plt.close(fig)
     return table
+
+# Paper §4 (unseen tasks) and Tab. 15 builders live in their own module (issue 12).
+from rpg.tables.tasks import _builders as _task_builders  # noqa: E402
+
+BUILDERS.update(_task_builders())

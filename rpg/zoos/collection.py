@@ -176,6 +176,10 @@ class ZooManifest:
 
 
 def _check_same_zoo(path: Path, old: dict, new: dict) -> None:
+    try:  # a manifest written before a config key existed holds that key's default
+        old = ZooConfig.from_dict(old).to_dict()
+    except RPGInputError:
+        pass
     diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_KEYS and old.get(k) != new.get(k))
     if diff:
         raise RPGInputError(
@@ -202,9 +206,9 @@ class Collector:
         if not self.drop_last:
             self.n_batches = 1  # a training set smaller than one batch: one partial batch per epoch
         self.every = cfg.save.every or max(1, self.n_batches // cfg.num_checkpoints)
-        self.pretrained_sd = self._pretrained()
-        # wall-clock seconds spent in: training phases, the saving pass (incl. writes), test passes
-        self.timing = {"train": 0.0, "save_pass": 0.0, "eval": 0.0}
+        # wall-clock seconds spent in: training phases, the saving pass (incl. writes), test passes, pretraining
+        self.timing = {"train": 0.0, "save_pass": 0.0, "eval": 0.0, "pretrain": 0.0}
+        self.pretrained_sd = self._pretrain() if cfg.pretrain else self._pretrained()
 
     # -- setup --------------------------------------------------------------------------------------
     def _pretrained(self) -> dict[str, torch.Tensor] | None:
@@ -223,6 +227,50 @@ class Collector:
         from rpg.io import load_state_dict
 
         return load_state_dict(p)
+
+    def _pretrain(self) -> dict[str, torch.Tensor]:
+        """The `pretrain` phases, once per zoo, on the dataset's own classes (cross-entropy, no relabelling): the
+        start of every unit, like released weights (paper §4: an ImageNet-pretrained ViT-Tiny fine-tuned per task).
+        Saved as OUT/pretrain.safetensors, so a resumed collection reuses it."""
+        from rpg.io import load_state_dict
+
+        path = self.out / "pretrain.safetensors"
+        if path.is_file():
+            return load_state_dict(path)
+        t0 = time.perf_counter()
+        spec = self.cfg.architecture
+        # the full-class head (e.g. 10 classes) in place of the task head; load_matching drops it later
+        spec = {**spec, "kwargs": {**spec.get("kwargs", {}), "num_classes": self.data.num_classes}}
+        torch.manual_seed(self.cfg.seed)
+        model = archs.build_model(spec).to(self.device)
+        model.train()
+        for pi, phase in enumerate(self.cfg.pretrain):
+            opt = make_optimizer(set_trainable(model, phase.trainable, self.cfg.freeze), phase)
+            total = self._phase_iterations(phase)
+            lr_at = phase_lr(phase, total)
+            for it, (x, y) in enumerate(self._phase_batches(None, phase, self.cfg.seed, 2000 + pi)):
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(it)
+                self._step(model, opt, x, y, ce=True)
+        sd = {k: (v.float() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+        save_state_dict(path, sd, metadata={"zoo": self.cfg.name, "pretrain": "1"})
+        self.timing["pretrain"] += time.perf_counter() - t0
+        self.log(f"pretrained on {self.data.num_classes} classes in {self.timing['pretrain']:.1f} s")
+        return sd
+
+    def _phase_iterations(self, phase: PhaseConfig) -> int:
+        return phase.iterations if phase.iterations is not None else phase.epochs * self.n_batches
+
+    def _phase_batches(self, label_map, phase: PhaseConfig, seed: int, pi: int):
+        """(x, y) batches of a whole phase: `epochs` passes, or exactly `iterations` batches (across epochs)."""
+        total, it, e = self._phase_iterations(phase), 0, 0
+        while it < total:
+            for x, y in self._batches(label_map, _mix(seed, pi, e)):
+                yield x, y
+                it += 1
+                if it >= total:
+                    return
+            e += 1
 
     def _build(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)
@@ -332,12 +380,12 @@ class Collector:
                 f"{path}: unreadable resume state ({type(e).__name__}); delete it to restart this run"
             ) from None
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.cfg.loss == "focal":
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, ce: bool = False) -> torch.Tensor:
+        if self.cfg.loss == "focal" and not ce:
             return focal_loss(logits, y, self.cfg.focal_gamma)
         return F.cross_entropy(logits.float(), y)
 
-    def _step(self, model, opt, x, y) -> float:
+    def _step(self, model, opt, x, y, ce: bool = False) -> float:
         x = x.to(self.device, non_blocking=True)
         y = y.to(self.device, non_blocking=True)
         if self.cfg.channels_last:
@@ -345,7 +393,7 @@ class Collector:
         amp = self.cfg.amp == "bf16" and self.device.type == "cuda"
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x)
-        loss = self._loss(logits, y)
+        loss = self._loss(logits, y, ce)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -390,19 +438,22 @@ class Collector:
             if state is not None and state["stage"] == "pretrain" and state["phase"] == pi:
                 start_epoch = state["epoch"]
                 opt.load_state_dict(state["optimizer"])
-            total = phase.epochs * self.n_batches
+            total = self._phase_iterations(phase)
             lr_at = phase_lr(phase, total)
-            for e in range(start_epoch, phase.epochs):
+            n_epochs = -(-total // self.n_batches)  # = phase.epochs unless the phase counts iterations
+            for e in range(start_epoch, n_epochs):
                 t_epoch = time.perf_counter()
                 bar = tqdm(
                     self._batches(label_map, _mix(u.seed, pi, e)),
-                    total=self.n_batches,
+                    total=min(self.n_batches, total - e * self.n_batches),
                     leave=False,
-                    desc=f"{u.name} phase {pi + 1}/{len(phases)} epoch {e + 1}/{phase.epochs}",
+                    desc=f"{u.name} phase {pi + 1}/{len(phases)} epoch {e + 1}/{n_epochs}",
                     disable=self.progress_disabled,
                     file=sys.stderr,
                 )
                 for b, (x, y) in enumerate(bar):
+                    if e * self.n_batches + b >= total:
+                        break
                     for g in opt.param_groups:
                         g["lr"] = lr_at(e * self.n_batches + b)
                     loss = self._step(model, opt, x, y)
@@ -528,6 +579,6 @@ def collect(
     t = c.timing
     log(
         f"time: training phases {t['train']:.1f} s, saving pass {t['save_pass']:.1f} s "
-        f"(of which test passes {t['eval']:.1f} s)"
+        f"(of which test passes {t['eval']:.1f} s)" + (f", pretraining {t['pretrain']:.1f} s" if t["pretrain"] else "")
     )
     return folders

@@ -131,11 +131,16 @@ class PhaseConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
     trainable: str = "all"  # all | head (the classifier head only)
+    # None: `epochs` passes over the training set; n: exactly n iterations instead (the lr schedule spans them),
+    # for fine-tuning phases shorter than an epoch (the mini task zoo fine-tunes ~1,000 tasks)
+    iterations: int | None = None
 
     def __post_init__(self) -> None:
         _check_opt(self, "phases")
         if self.epochs < 0:
             raise RPGInputError("phases.epochs: must be >= 0")
+        if self.iterations is not None and self.iterations < 1:
+            raise RPGInputError("phases.iterations: must be >= 1 (or null: whole epochs)")
 
 
 @dataclass
@@ -202,11 +207,20 @@ class ZooConfig:
     unseen_tasks: list[int] = field(default_factory=lambda: list(PAPER_UNSEEN_TASKS))
     task_sample_seed: int = 0  # tasks zoo: which seen tasks when num_seen_tasks < all
     collect_unseen: bool = True  # tasks zoo: also collect the held-out tasks (their own folder)
+    include_tasks: list[int] = field(default_factory=list)  # tasks zoo: seen tasks always in a drawn subset
+    # phases run ONCE on the dataset's own classes before every unit (kind tasks: the 10-class problem); their
+    # weights (OUT/pretrain.safetensors) start every unit, as `pretrained` does. Empty: none
+    pretrain: list[PhaseConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.phases = [
             p if isinstance(p, PhaseConfig) else _from_dict(PhaseConfig, p, "phases") for p in self.phases
         ]
+        self.pretrain = [
+            p if isinstance(p, PhaseConfig) else _from_dict(PhaseConfig, p, "pretrain") for p in self.pretrain
+        ]
+        if self.pretrain and self.pretrained:
+            raise RPGInputError("pretrain: give either pretrain phases or pretrained weights, not both")
         if not isinstance(self.save, SaveConfig):
             self.save = _from_dict(SaveConfig, self.save, "save")
         self.architecture = check_spec(self.architecture)
@@ -227,6 +241,12 @@ class ZooConfig:
         n_seen = NUM_TASKS - len(self.unseen_tasks)
         if self.num_seen_tasks is not None and not 1 <= self.num_seen_tasks <= n_seen:
             raise RPGInputError(f"num_seen_tasks: must be in 1..{n_seen} (or null for all)")
+        for n in self.include_tasks:
+            check_task_id(n)
+            if n in self.unseen_tasks:
+                raise RPGInputError(f"include_tasks: task {n} is an unseen task")
+        if self.num_seen_tasks is not None and len(set(self.include_tasks)) > self.num_seen_tasks:
+            raise RPGInputError("include_tasks: more tasks than num_seen_tasks")
         if self.kind == "tasks" and DatasetSpec.from_dict(self.dataset).info.num_classes != NUM_TASK_CLASSES:
             raise RPGInputError(f"dataset: a tasks zoo needs a {NUM_TASK_CLASSES}-class dataset")
 
@@ -243,12 +263,15 @@ class ZooConfig:
 
     # -- tasks ------------------------------------------------------------------------------------
     def seen_tasks(self) -> list[int]:
-        """Seen task ids in collection order (ascending). A subset is drawn with task_sample_seed."""
+        """Seen task ids in collection order (ascending). A subset is drawn with task_sample_seed: the
+        `include_tasks`, then a prefix of one fixed shuffle of the others."""
         pool = [n for n in range(1, NUM_TASKS + 1) if n not in set(self.unseen_tasks)]
         if self.num_seen_tasks is not None and self.num_seen_tasks < len(pool):
             # a prefix of one fixed shuffle: raising num_seen_tasks later only adds tasks
             random.Random(self.task_sample_seed).shuffle(pool)
-            pool = sorted(pool[: self.num_seen_tasks])
+            keep = set(self.include_tasks)
+            rest = [n for n in pool if n not in keep]
+            pool = sorted(keep | set(rest[: self.num_seen_tasks - len(keep)]))
         return pool
 
 
