@@ -27,6 +27,7 @@ include: "workflow/rules/common.smk"
 report: "workflow/report/workflow.rst"
 
 
+include: "workflow/rules/language.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/generate.smk"

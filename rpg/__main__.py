@@ -15,6 +15,7 @@ COMMANDS = {
     "collect": ("rpg.cli.collect", "train a checkpoint zoo (the generator's training data)"),
     "evaluate": ("rpg.cli.evaluate", "measure original and generated checkpoints"),
     "table": ("rpg.cli.table", "assemble a paper table (CSV + plot) from evaluation JSON"),
+    "lm": ("rpg.cli.lm", "offline base model and tasks of the DoRA adapter zoos (Tab. 3)"),
 }
 
 

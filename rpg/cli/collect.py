@@ -101,6 +101,10 @@ def resolve_config(args: argparse.Namespace) -> tuple[ZooConfig, DataConfig]:
     zoo_over = {k: v for k, v in overrides.items() if k not in DATA_KEYS}
     if args.zoo:
         cfg = zoos.get_zoo(args.zoo)
+        if not isinstance(cfg, ZooConfig):  # another domain's recipe (e.g. DoRA adapters): its own fields
+            if args.arch or args.arch_kwargs or args.dataset:
+                raise RPGInputError(f"--arch/--dataset: zoo {args.zoo} is a {cfg.domain} zoo, not an image classifier")
+            return cfg.override(zoo_over), DataConfig.from_sources(data_over)
     elif args.arch or args.dataset:
         cfg = ZooConfig(
             name="adhoc",
@@ -146,7 +150,12 @@ def _main(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     out = Path(args.out) if args.out else Path("runs/zoos") / cfg.name
     t0 = time.time()
-    folders = collect(cfg, out, data_cfg, args.device, progress=False if args.no_progress else None)
+    if isinstance(cfg, ZooConfig):
+        folders = collect(cfg, out, data_cfg, args.device, progress=False if args.no_progress else None)
+    else:
+        from rpg.lm.collect import collect_adapters
+
+        folders = collect_adapters(cfg, out, args.device, progress=False if args.no_progress else None)
     for f in folders:
         m = read_json(f / "manifest.json")
         accs = [c["accuracy"] for c in m["checkpoints"] if c["accuracy"] is not None]

@@ -24,10 +24,15 @@ class Outcome:
     metric: the domain's metric in percent, higher is better (classification: top-1 accuracy).
     mistakes: (N_test,) bool, which test samples the model gets wrong (the IoU similarity of App. B.4 compares
         these sets); None for a domain without per-sample errors (no similarity analysis then).
+    breakdown: the metric per part, e.g. per lm-eval task (rpg-eval/1 then holds a `breakdown` summary per part).
+    A domain may also offer `baseline() -> Outcome` (the model the zoo starts from, e.g. an LM without adapter);
+    `rpg evaluate` then writes it as `baseline`.
     """
 
     metric: float
     mistakes: torch.Tensor | None = None
+    # the metric per part (language models: per lm-eval task, percent) where a domain scores several; None = one
+    breakdown: dict[str, float] | None = None
 
 
 class Domain(Protocol):
@@ -47,6 +52,7 @@ class Domain(Protocol):
 # domain's heavy dependencies (mmsegmentation, peft, ...) are never needed by another.
 DOMAINS: dict[str, str | type] = {
     "classification": "rpg.evaluation.classification:ClassificationDomain",
+    "language_model": "rpg.evaluation.language_model:LanguageModelDomain",
 }
 
 

@@ -307,11 +307,33 @@ def _read(path: Path) -> dict:
         return {}
     if not isinstance(d, dict):
         raise RPGInputError(f"{path}: a recipe is a mapping of ZooConfig keys, got {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(ZooConfig)} | {EXTENDS}
+    known = {f.name for f in dataclasses.fields(ZooConfig)} | {EXTENDS} | _domain_keys()
     for key in d:
         if key not in known:
             raise RPGInputError(f"{path}: unknown key {key!r} (known: {', '.join(sorted(known))})")
     return d
+
+
+# Recipes of other domains: `domain: <name>` in the resolved recipe picks its config class (imported on use; the
+# module must be light, as the workflow reads recipes to find a zoo's inputs). Without `domain`: a ZooConfig.
+RECIPE_DOMAINS: dict[str, str] = {
+    "language_model": "rpg.lm.config:DoraZooConfig",
+}
+
+
+def _domain_class(name: Any, where: Path) -> type:
+    if name not in RECIPE_DOMAINS:
+        raise RPGInputError(f"{where}: domain: {name!r} is not a recipe domain (known: {', '.join(RECIPE_DOMAINS)})")
+    import importlib
+
+    module, cls = RECIPE_DOMAINS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _domain_keys() -> set[str]:
+    """Keys a single recipe file may hold besides ZooConfig's: those of every domain's config (a file that
+    `extends:` a domain's base does not repeat `domain`; the resolved recipe is checked against its own class)."""
+    return {f.name for entry in RECIPE_DOMAINS for f in dataclasses.fields(_domain_class(entry, RECIPE_DIR))}
 
 
 def _parent(path: Path, ref: Any) -> Path:
@@ -347,7 +369,8 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def load_recipe(name: str | Path) -> ZooConfig:
-    """Read a recipe: resolve its `extends:` chain (base first), then build and validate the ZooConfig.
+    """Read a recipe: resolve its `extends:` chain (base first), then build and validate the ZooConfig (or, with
+    `domain:`, that domain's config class, e.g. rpg.lm.config.DoraZooConfig).
     Errors name the file and the key. `name` defaults to the registry name (or the file's stem)."""
     files = recipe_files(name)
     d: dict = {}
@@ -355,6 +378,8 @@ def load_recipe(name: str | Path) -> ZooConfig:
         d = _merge(d, {k: v for k, v in _read(f).items() if k != EXTENDS})
     d.setdefault("name", Path(name).stem if _is_path(name) else str(name))
     try:
+        if "domain" in d:
+            return _domain_class(d["domain"], files[0]).from_dict(d)
         return ZooConfig.from_dict(d)
     except RPGInputError as e:
         raise RPGInputError(f"{files[0]}: {e}") from None
