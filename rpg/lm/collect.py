@@ -80,7 +80,7 @@ def train_adapter(cfg: DoraZooConfig, peft_model, tokenizer, device: torch.devic
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if on_step is not None:
             on_step(step + 1, peft_model)
     bar.close()
