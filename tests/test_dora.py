@@ -23,6 +23,11 @@ from rpg.lm import models  # noqa: E402
 from rpg.lm.config import PAPER_TARGETS, AdapterConfig, DoraZooConfig  # noqa: E402
 
 TORCH_THREADS = 1
+# RPG at toy widths (as tests/test_methods.py): seconds to train and sample on the tiny adapter zoo
+FAST_RPG = {"tokenizer.token_size": "64", "recurrent.d_model": "[64, 64]", "recurrent.d_state": "16",
+            "recurrent.headdim": "32", "denoiser.channels": "[1, 8, 16, 8, 1]", "diffusion.sampler": "ddim",
+            "diffusion.sampling_steps": "5", "train.steps": "4", "train.batch_size": "2", "train.save_every": "4",
+            "train.log_every": "2", "train.lr": "1e-3", "diffusion.diffusion_batch": "16"}
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +132,10 @@ def choice_logliks(model, tokenizer, text: str, choices: list[str]) -> list[floa
 
 def test_generated_adapter_loads_into_peft_and_is_scored_by_lm_eval(tmp_path, base_dir, lm_root,
                                                                      smollm2_tokenizer):
+    from rpg.cli import generate as generate_cli
+    from rpg.cli import train as train_cli
     from rpg.evaluation.evaluate import evaluate_zoo
-    from rpg.generator.tokenizer import ParamTokenizer
+    from rpg.io import load_state_dict
     from rpg.lm.collect import collect_adapters
 
     cfg = DoraZooConfig(name="test/dora", base_model=str(base_dir), lm_root=str(lm_root), batch_size=4, steps=3,
@@ -139,14 +146,14 @@ def test_generated_adapter_loads_into_peft_and_is_scored_by_lm_eval(tmp_path, ba
     assert zoo.domain == "language_model" and [r.path.name for r in zoo.refs] == ["ckpt_0000.safetensors",
                                                                                   "ckpt_0001.safetensors"]
     assert [c["iteration"] for c in zoo.manifest["checkpoints"]] == cfg.kept_steps == [2, 3]
-    # a "generated" adapter: a checkpoint moved in token space and detokenized, written as a generated set
-    from rpg.io import load_state_dict
-    originals = [(r.path.name, load_state_dict(r.path)) for r in zoo.refs]
-    tok = ParamTokenizer.fit(originals, token_size=256)
-    tokens = tok.tokenize(originals[0][1], torch.float32)
-    gen_sd = tok.detokenize(tokens + 2.0 * torch.randn(tokens.shape, generator=torch.Generator().manual_seed(1)))
-    formats.write_generated(tmp_path / "gen", [formats.GeneratedModel(gen_sd)],
-                            {"method": "test", "architecture": zoo.architecture, "domain": zoo.domain})
+    # a generated adapter: RPG trained for a few steps on the zoo (tiny widths), one model sampled
+    sets = [x for k, v in FAST_RPG.items() for x in ("--set", f"{k}={v}")]
+    assert train_cli.main(["--checkpoints", str(zoo_dir), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                           "--device", "cpu", "--threads", "1", "--quiet", *sets]) == 0
+    assert generate_cli.main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "gen"), "--num", "1",
+                              "--device", "cpu", "--threads", "1"]) == 0
+    (gen_ref,) = formats.read_generated(tmp_path / "gen", zoo).refs
+    gen_sd = load_state_dict(gen_ref.path)
     res = evaluate_zoo(zoo_dir, tmp_path / "gen", device="cpu", progress=False)
 
     task = "word_sentiment"
