@@ -9,6 +9,7 @@ once and kept in pytest's cache folder (.pytest_cache/d/smollm2_tokenizer).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -190,3 +191,34 @@ def test_mini_and_paper_recipes_resolve():
     assert paper.adapter.layers is None and len(paper.eval_tasks) == 7
     with pytest.raises(RPGInputError, match="adapter.rank"):
         get_zoo("mini/dora_r4").override({"adapter.rank": "0"})
+
+
+def test_table3_rows_from_an_lm_eval_file(tmp_path):
+    """The table3 builder over an rpg-eval/1 file of the language-model domain (written by the real writer)."""
+    import pandas as pd
+
+    from rpg.evaluation.evaluate import summarize
+    from rpg.tables.builders import build_table, load_inputs
+
+    orig, gen = [70.0, 72.0, 71.0], [69.0, 73.0]
+    ev = {"domain": "language_model", "metric": "accuracy", "architecture": {"name": "dora", "rank": 4},
+          "params": 1_234_567, "dataset": "word_sentiment", "substitute_for": "commonsense reasoning",
+          "original": summarize(orig), "generated": summarize(gen),
+          "breakdown": {"word_sentiment": {"original": summarize(orig), "generated": summarize(gen)}},
+          "baseline": {"metric": 61.5, "breakdown": {"word_sentiment": 61.5}}}
+    formats.write_eval(tmp_path / "dora_r4.json", ev)
+    paper = Path(__file__).resolve().parents[1] / "resources" / "paper" / "table3.csv"
+    inputs = load_inputs("table3", [tmp_path / "dora_r4.json"], ["DoRA r=4"], paper=paper, scale="mini")
+    table = build_table("table3", inputs, tmp_path / "t.csv")
+    assert list(table["row"]) == ["base model (no adapter)", "original", "generated best", "generated average",
+                                  "generated min", "generated median", "generated std"]
+    by = table.set_index("row")
+    assert by.loc["base model (no adapter)", "word_sentiment"] == "61.50"
+    assert by.loc["original", "word_sentiment"] == f"{summarize(orig)['mean']:.2f}"
+    assert by.loc["generated best", "word_sentiment"] == "73.00" and by.loc["generated min", "mean"] == "69.00"
+    # the paper's rank-4 numbers sit beside the original and the generated average, as printed
+    printed = pd.read_csv(paper, dtype=str).set_index("id")
+    assert by.loc["original", "paper_boolq"] == printed.loc["r4_original", "boolq"]
+    assert by.loc["generated average", "paper_obqa"] == printed.loc["r4_ours", "obqa"]
+    assert by.loc["generated best", "paper_obqa"] == "" and set(table["substitute_for"]) == {"commonsense reasoning"}
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
