@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("task", help="write a local lm-eval task: train.jsonl, test.jsonl and <name>.yaml")
     t.add_argument("--name", required=True, choices=sorted(LM_TASKS))
     t.add_argument("--out", required=True)
-    t.add_argument("--num-test", type=int_in(1), default=200, help="held-out items (default 200)")
+    t.add_argument("--num-test", type=int_in(1), default=100, help="held-out items (default 100)")
     t.add_argument("--seed", type=int_in(0), default=0, help="seed of the held-out draw (default 0)")
     return p
 

@@ -78,6 +78,9 @@ def convert_shipped(model_id: str, out: str | os.PathLike) -> Path:
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)        # mkdtemp makes 0700; other users (DVC, a shared cache) must read it
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -125,7 +125,7 @@ def task_yaml(name: str, folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_task(name: str, out: str | os.PathLike, num_test: int = 200, seed: int = 0) -> dict[str, int]:
+def write_task(name: str, out: str | os.PathLike, num_test: int = 100, seed: int = 0) -> dict[str, int]:
     """OUT/train.jsonl, OUT/test.jsonl and OUT/<name>.yaml (written last: the rule's output)."""
     if name not in SOURCES:
         raise RPGInputError(f"--name {name}: unknown task (known: {', '.join(LM_TASKS)})")
