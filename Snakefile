@@ -27,12 +27,14 @@ include: "workflow/rules/common.smk"
 report: "workflow/report/workflow.rst"
 
 
+include: "workflow/rules/language_common.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/benchmarks.smk"
+include: "workflow/rules/language.smk"
 
 
 localrules:

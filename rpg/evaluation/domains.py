@@ -24,13 +24,16 @@ class Outcome:
     metric: the domain's metric in percent, higher is better (classification: top-1 accuracy).
     mistakes: (N_test,) bool, which test samples the model gets wrong (the IoU similarity of App. B.4 compares
         these sets); None for a domain without per-sample errors (no similarity analysis then).
+    breakdown: the metric per part, e.g. per lm-eval task (rpg-eval/1 then holds a `breakdown` summary per part).
+    A domain may also offer `baseline() -> Outcome` (the model the zoo starts from, e.g. an LM without adapter);
+    `rpg evaluate` then writes it as `baseline`.
     """
 
     metric: float
     mistakes: torch.Tensor | None = None
     extra: dict[str, float] | None = None   # further metrics in percent (segmentation: mAcc, aAcc), summarized too
-    # the metric per subgroup of the test data, e.g. per original class (classification): {"0": 97.1, ...};
-    # None for a domain without such groups (the unseen-task study's Tab. 10 reads it)
+    # the metric per part of the test data, in percent: per original class (classification; the unseen-task
+    # study's Tab. 10 reads it) or per lm-eval task (language models); None where a domain has no parts
     breakdown: dict[str, float] | None = None
 
 
@@ -52,6 +55,7 @@ class Domain(Protocol):
 DOMAINS: dict[str, str | type] = {
     "classification": "rpg.evaluation.classification:ClassificationDomain",
     "segmentation": "rpg.segmentation.domain:SegmentationDomain",
+    "language_model": "rpg.evaluation.language_model:LanguageModelDomain",
 }
 
 

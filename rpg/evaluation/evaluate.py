@@ -187,6 +187,15 @@ def evaluate_zoo(
             result["label_counts"] = list(domain.label_counts)
     if len({r.condition for r in gen_refs}) > 1:
         result["per_condition"] = _per_condition(gen_refs, out_g)
+    if any(o.breakdown for o in out_o + out_g):   # e.g. one lm-eval task each (language models, Tab. 3)
+        result["breakdown"] = {
+            part: {name: summarize([o.breakdown[part] for o in outs]) if outs else None
+                   for name, outs in (("original", out_o), ("generated", out_g))}
+            for part in out_o[0].breakdown}
+    if hasattr(domain, "baseline"):   # the model without what the zoo trains (LM domain: no adapter)
+        base = domain.baseline()
+        result["baseline"] = {"metric": round(base.metric, 2),
+                              "breakdown": {k: round(v, 2) for k, v in (base.breakdown or {}).items()}}
     if with_similarity:
         if any(o.mistakes is None for o in out_o + out_g):
             raise RPGInputError(f"--similarity: the {zoo.domain!r} domain scores no per-sample mistakes, so the "

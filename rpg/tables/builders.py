@@ -384,6 +384,12 @@ def _register_segmentation() -> None:   # Table 2 (downstream segmentation) live
 _register_segmentation()
 
 
+from rpg.tables import language as _language  # noqa: E402  (Table 3: DoRA adapters; uses this module's helpers)
+
+BUILDERS["table3"] = Builder(_language.table3, _language.plot_table3,
+                             "DoRA adapters per rank: base model, original, generated (paper Table 3)", paper_key="id")
+
+
 def _builder(name: str) -> Builder:
     if name not in BUILDERS:
         raise RPGInputError(f"table builder {name!r}: unknown (known: {', '.join(BUILDERS)})")

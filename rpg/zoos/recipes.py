@@ -294,7 +294,8 @@ EXTENDS = "extends"
 DOMAIN = "domain"
 # A recipe's `domain:` (default classification: ZooConfig) -> "module:Class" of its typed config, imported on use.
 # The class has from_dict/to_dict/apply_overrides and `run_cli(args)`, which `rpg collect` hands it to.
-RECIPE_DOMAINS = {"segmentation": "rpg.segmentation.recipe:SegZooConfig"}
+RECIPE_DOMAINS = {"segmentation": "rpg.segmentation.recipe:SegZooConfig",
+                  "language_model": "rpg.lm.config:DoraZooConfig"}
 
 
 def recipe_class(domain: str, where: Path) -> type:

@@ -5,6 +5,7 @@ rule collect:
     """Train/fine-tune one zoo: results/<scale>/zoos/<zoo>/*.safetensors + manifest.json (written last)."""
     input:
         recipes=recipe_inputs,
+        lm=lm_zoo_inputs,
     output:
         manifest="results/{scale}/zoos/{zoo}/manifest.json",
     log:
@@ -22,6 +23,7 @@ rule collect:
         digest=recipe_digest,
         folder=folder_of("manifest"),
         data=data_flags,
+        lm=lm_flags,
         extra=collect_flags,
         threads=threads_flag,
     shell:
@@ -29,5 +31,5 @@ rule collect:
         " --zoo {params.recipe}"
         " --out {params.folder}"
         " --device {params.device}"
-        " {params.threads} {params.data} {params.extra}"
+        " {params.threads} {params.data} {params.lm} {params.extra}"
         " > {log} 2>&1"

@@ -6,6 +6,7 @@ rule evaluate:
     input:
         zoo=lambda wc: pinned(zoo_manifest_of(wc)),
         generated=pinned("results/{scale}/generated/{row}/manifest.json"),
+        lm=lm_row_inputs,
     output:
         metrics="results/{scale}/metrics/{row}.json",
     log:
