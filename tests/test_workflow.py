@@ -146,7 +146,8 @@ def test_shipped_configs_validate():
     paper = validate(overlay(MINI, PAPER_OVERLAY))
     assert paper["scale"] == "paper" and paper["device"] == "cuda"
     # The overlay keeps the ids and names a paper recipe for every zoo.
-    assert list(paper["experiments"]) == list(mini["experiments"]) and list(paper["zoos"]) == list(mini["zoos"])
+    assert list(paper["experiments"])[:len(TABLE1_IDS)] == TABLE1_IDS == list(paper["zoos"])[:len(TABLE1_IDS)]
+    assert set(mini["experiments"]) <= set(paper["experiments"]) and set(mini["zoos"]) <= set(paper["zoos"])
     assert all(paper["zoos"][k]["recipe"].startswith("paper/imagenet_") for k in TABLE1_IDS)
     assert all(z["recipe"].startswith("paper/") for z in paper["zoos"].values())
     large = {k for k in TABLE1_IDS if paper["experiments"][k].get("preset") == "large"}
@@ -242,6 +243,14 @@ def all_jobs(cfg: dict) -> dict[str, int]:
               "table": len(cfg["tables"]), "publish_table": len(cfg["tables"]), "all": 1}
     if benches:
         counts.update(memory=len(benches), publish_memory=len(benches))
+    # language-model zoos (Tab. 3) also need their converted base model and local lm-eval task, once each
+    from rpg.lm.config import LM_MODELS, DoraZooConfig
+    from rpg.zoos.recipes import load_recipe
+    lm = [c for z in sorted(zoos) if isinstance(c := load_recipe(cfg["zoos"][z]["recipe"]), DoraZooConfig)]
+    for kind, names in (("lm_model", {c.base_model for c in lm if c.base_model in LM_MODELS}),
+                        ("lm_task", {c.task for c in lm if c.task})):
+        if names:
+            counts[kind] = len(names)
     return counts
 
 

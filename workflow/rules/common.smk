@@ -293,8 +293,12 @@ def resolved_config(exp):
     try:
         # the Table 8 baselines: presets in rpg/methods/presets/
         if spec["method"] != "rpg":
+            from rpg.methods import get_method
             from rpg.methods.baseline import resolved_config as _baseline_config
 
+            if not hasattr(get_method(spec["method"]), "config_class"):
+                # a method without presets (e.g. retrieval): its preset and overrides are the config
+                return json.dumps({"preset": preset, "set": overrides})
             return json.dumps(
                 _baseline_config(spec["method"], preset, pairs), sort_keys=True
             )
