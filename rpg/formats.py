@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,11 +215,13 @@ def check_writable(out: str | os.PathLike) -> None:
                                 "manifest; refusing to replace it (choose an empty or new folder)")
 
 
-def write_generated(out: str | os.PathLike, models: list[GeneratedModel], info: dict[str, Any]) -> list[Path]:
+def write_generated(out: str | os.PathLike, models: Iterable[GeneratedModel],
+                    info: dict[str, Any] | Callable[[], dict[str, Any]]) -> list[Path]:
     """Write a generated set: GEN/[condition/]generated_NNN.safetensors + GEN/manifest.json (rpg-generated/1).
     `info` holds the provenance (method, run, architecture, dataset, substitute_for, domain, sampler, steps, mode,
-    seed, precision, ...). Files are numbered per condition. The set is built in a temporary sibling folder and
-    swapped in whole."""
+    seed, precision, cost, ...); a callable is called once every model is written, so provenance measured while
+    a lazy `models` was consumed (the sampling cost) is complete. Files are numbered per condition. The set is
+    built in a temporary sibling folder and swapped in whole."""
     out = Path(out)
     check_writable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +236,8 @@ def write_generated(out: str | os.PathLike, models: list[GeneratedModel], info: 
             entries.append({"file": rel.as_posix(), "permutation": m.permutation,
                             "task": None if m.task is None else check_task(m.task, f"{out}: task"),
                             "condition": m.condition})
-        io.write_json(tmp / MANIFEST, {"format": GENERATED_FORMAT, **info, "files": entries})
+        provenance = info() if callable(info) else info
+        io.write_json(tmp / MANIFEST, {"format": GENERATED_FORMAT, **provenance, "files": entries})
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)        # mkdtemp makes 0700; shared/DVC users must read the set

@@ -37,7 +37,7 @@ from rpg.evaluation.domains import Outcome, make_domain
 from rpg.evaluation.similarity import PAPER_NOISE_LEVELS, similarity
 
 # provenance of a generated set copied into the eval JSON (`generation`): what the sampling tables group by
-GENERATION_KEYS = ("method", "run", "sampler", "steps", "mode", "seed")
+GENERATION_KEYS = ("method", "run", "sampler", "steps", "mode", "seed", "chunk_size", "num", "cost")
 
 
 def summarize(values: list[float]) -> dict:

@@ -7,7 +7,8 @@ A method is a class with the members of `Method` below; adding one is that class
   (`rpg.formats.write_run`) once the fit is complete, naming itself, so later steps need only the run folder.
 - `generate` (here, the only caller of `sample`) reads the method from RUN/run.json, expands the conditions
   (`ConditionSpec`) against what the run was fitted on (`RunInfo`), samples `num` models per condition and writes
-  them as one generated set (rpg-generated/1, `rpg.formats.write_generated`) with the settings as actually run.
+  them as one generated set (rpg-generated/1, `rpg.formats.write_generated`) with the settings as actually run
+  and the sampling's cost (`cost`: wall time per model, peak memory, machine; `rpg.measure`).
 
 Every condition is sampled from a generator seeded with the same `seed`: the models of a condition do not depend
 on which other conditions were asked for (`--permutation 3` equals the perm_003 subfolder of `--conditions
@@ -25,6 +26,7 @@ from typing import Protocol
 from rpg import formats
 from rpg.errors import RPGInputError
 from rpg.formats import GeneratedModel
+from rpg.measure import machine, measure
 
 EvalFn = Callable[[list[dict]], dict]          # generated state_dicts -> metrics (the periodic evaluation hook)
 
@@ -203,10 +205,26 @@ def generate(run_dir: str | os.PathLike, out_dir: str | os.PathLike, num: int, s
         "sampler": opts.sampler, "steps": opts.steps, "mode": opts.mode, "chunk_size": opts.chunk_size,
         "seed": seed, "precision": opts.precision}
 
+    spent = {"wall_s": 0.0, "peak_bytes": 0, "models": 0, "memory": ""}
+
     def models() -> Iterator[GeneratedModel]:
         # lazily, one condition at a time: a thousand tasks' models never sit in memory together
         for c in conds:
-            for m in method.sample(run_dir, num, c, opts, seed, device):
+            with measure(device) as usage:          # sampling only: not loading the run, not writing files
+                batch = method.sample(run_dir, num, c, opts, seed, device)
+            spent["wall_s"] += usage.wall_s
+            spent["peak_bytes"] = max(spent["peak_bytes"], usage.peak_bytes)
+            spent["models"] += len(batch)
+            spent["memory"] = usage.memory
+            for m in batch:
                 yield replace(m, condition=c.label)
 
-    return formats.write_generated(out_dir, models(), provenance)
+    def with_cost() -> dict:
+        # the generation cost Tab. 7 / Tab. 13 report (rpg.measure says how memory is measured per device)
+        n = max(spent["models"], 1)
+        return {**provenance, "cost": {
+            "sample_s": round(spent["wall_s"], 4), "per_model_s": round(spent["wall_s"] / n, 4),
+            "models": spent["models"], "peak_memory_bytes": spent["peak_bytes"], "memory": spent["memory"],
+            "device": str(device), "machine": machine(device)}}
+
+    return formats.write_generated(out_dir, models(), with_cost)

@@ -390,6 +390,12 @@ BUILDERS["table3"] = Builder(_language.table3, _language.plot_table3,
                              "DoRA adapters per rank: base model, original, generated (paper Table 3)", paper_key="id")
 
 
+# Builders in their own modules, registered here (rpg/tables/__init__.py imports this module first).
+from rpg.tables.sampling import BUILDERS as _SAMPLING_BUILDERS  # noqa: E402  (issue 11: Tab. 7/13/16, Fig. 9)
+
+BUILDERS.update(_SAMPLING_BUILDERS)
+
+
 def _builder(name: str) -> Builder:
     if name not in BUILDERS:
         raise RPGInputError(f"table builder {name!r}: unknown (known: {', '.join(BUILDERS)})")

@@ -337,10 +337,23 @@ def sample_param(key):
 def sample_flags(wildcards):
     """Optional sampler settings; unset ones leave the generator's own (preset) choice."""
     s = sample_settings(wildcards.row)
-    keys = ("sampler", "steps", "mode", "conditions")
+    keys = ("sampler", "steps", "mode", "chunk_size", "conditions")
     return " ".join(
-        f"--{key} {shlex.quote(str(s[key]))}" for key in keys if s[key] is not None
+        f"--{key.replace('_', '-')} {shlex.quote(str(s[key]))}"
+        for key in keys
+        if s.get(key) is not None
     )
+
+
+def evaluate_flags(wildcards):
+    """The row's own `evaluate` analysis (similarity, noise baseline) as `rpg evaluate` flags."""
+    e = ROWS[wildcards.row].get("evaluate", {})
+    flags = ["--similarity"] if e.get("similarity") else []
+    if "noise_levels" in e:
+        flags.append("--noise-levels " + ",".join(str(x) for x in e["noise_levels"]))
+    if "noise_repeats" in e:
+        flags.append(f"--noise-repeats {e['noise_repeats']}")
+    return " ".join(flags)
 
 
 def generator_of(wildcards):

@@ -24,11 +24,12 @@ rule evaluate:
         data=data_flags,
         device=config["device"],
         threads=threads_flag,
+        analysis=evaluate_flags,
     shell:
         "python -m rpg evaluate"
         " --zoo {params.zoo}"
         " --generated {params.generated}"
         " --out {output.metrics}"
         " --device {params.device}"
-        " {params.threads} {params.data}"
+        " {params.threads} {params.data} {params.analysis}"
         " > {log} 2>&1"
