@@ -27,6 +27,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# how the peak was measured (PeakMemory.measure), by device / platform
+CUDA_PEAK = "cuda max_memory_allocated - memory_allocated at start"
+RSS_DELTA = "peak RSS delta (Linux VmHWM after reset - VmRSS at start)"
+RSS_DELTA_LIFETIME = "peak RSS delta (ru_maxrss lifetime peak - ru_maxrss at start)"
+
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -71,13 +76,13 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.baseline = torch.cuda.memory_allocated(self.device)
-            self.measure = "cuda max_memory_allocated - memory_allocated at start"
+            self.measure = CUDA_PEAK
         elif _status_kib("VmRSS") is not None and _reset_hwm():
             self.baseline = _status_kib("VmRSS") * 1024
-            self.measure = "peak RSS delta (Linux VmHWM after reset - VmRSS at start)"
+            self.measure = RSS_DELTA
         else:
             self.baseline = _maxrss_bytes()
-            self.measure = "peak RSS delta (ru_maxrss lifetime peak - ru_maxrss at start)"
+            self.measure = RSS_DELTA_LIFETIME
         return self
 
     def sample(self) -> int:
@@ -85,7 +90,7 @@ class PeakMemory:
         if self.device.startswith("cuda"):
             import torch
             return int(torch.cuda.max_memory_allocated(self.device))
-        if self.measure and self.measure.startswith("peak RSS delta (Linux"):
+        if self.measure == RSS_DELTA:
             return (_status_kib("VmHWM") or 0) * 1024
         return _maxrss_bytes()
 
