@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rpg import formats
+from rpg import formats, memory
 from rpg.cli.table import main as table_main
 from rpg.evaluation.evaluate import summarize
 from rpg.tables import sampling
@@ -32,7 +32,7 @@ def write_eval(path: Path, generated: list[float], original: list[float] | None 
 
 def cost(per_model_s: float, peak_mib: float, models: int = 10) -> dict:
     return {"sample_s": per_model_s * models, "per_model_s": per_model_s, "models": models,
-            "peak_memory_bytes": int(peak_mib * MIB), "memory": "peak RSS delta (Linux VmHWM after reset - VmRSS at start)", "device": "cpu",
+            "peak_memory_bytes": int(peak_mib * MIB), "memory": memory.RSS_DELTA, "device": "cpu",
             "machine": "Test CPU, 2 cores"}
 
 
