@@ -91,7 +91,7 @@ def collect_adapters(cfg: DoraZooConfig, out: str | Path, device: str = "auto", 
                      log=print, model=None, tokenizer=None) -> list[Path]:
     """Collect (or find complete) a DoRA adapter zoo in OUT; returns [OUT]. `model`/`tokenizer`: an already built
     base model (tests), else cfg.model_dir is loaded."""
-    from rpg.zoos.collection import MANIFEST_FORMAT, ZooManifest, code_version
+    from rpg.zoos.collection import ZooManifest, zoo_header
 
     out = Path(out)
     final = out / "manifest.json"
@@ -110,20 +110,11 @@ def collect_adapters(cfg: DoraZooConfig, out: str | Path, device: str = "auto", 
         scorer = Scorer(cfg, dev, model=peft_model, tokenizer=tokenizer)
     out.mkdir(parents=True, exist_ok=True)
     params = models.count_adapter_params(peft_model)
-    header = {
-        "format": MANIFEST_FORMAT,
-        "domain": cfg.domain,
-        # what evaluation rebuilds: the base model + this adapter config (the zoo holds the adapter only)
-        "architecture": {"name": "dora", "base_model": cfg.base_model, "rank": cfg.adapter.rank,
-                         "target_modules": list(cfg.adapter.target_modules), "layers": cfg.adapter.layers},
-        "dataset": {"name": cfg.task or "+".join(cfg.eval_tasks), "eval_tasks": list(cfg.eval_tasks)},
-        "substitute_for": cfg.substitute_for,
-        "code_version": code_version(),
-        "zoo": cfg.name,
-        "kind": "single",
-        "params": params,
-        "config": cfg.to_dict(),
-    }
+    # what evaluation rebuilds: the base model + this adapter config (the zoo holds the adapter only)
+    header = zoo_header(cfg, {"name": "dora", "base_model": cfg.base_model, "rank": cfg.adapter.rank,
+                              "target_modules": list(cfg.adapter.target_modules), "layers": cfg.adapter.layers},
+                        {"name": cfg.task or "+".join(cfg.eval_tasks), "eval_tasks": list(cfg.eval_tasks)},
+                        params, domain=cfg.domain, config=cfg.to_dict())
     manifest = ZooManifest(out, header)
     manifest.data["checkpoints"] = []   # no mid-run resume: a restarted run rewrites every checkpoint
     kept = {s: k for k, s in enumerate(cfg.kept_steps)}

@@ -25,22 +25,12 @@ from rpg import optim
 from rpg.io import save_state_dict
 from rpg.segmentation import model as seg
 from rpg.segmentation.recipe import SegZooConfig
-from rpg.zoos.collection import MANIFEST_FORMAT, STATE_DIR, ZooManifest, _mix, code_version
+from rpg.zoos.collection import STATE_DIR, ZooManifest, _mix, zoo_header
 
 
 def header(cfg: SegZooConfig, params: int) -> dict:
-    return {
-        "format": MANIFEST_FORMAT,
-        "domain": cfg.domain,
-        "architecture": {"name": "mmseg", "config": cfg.config, "model_overrides": cfg.model_overrides},
-        "dataset": dataclasses.asdict(cfg.data_spec),
-        "substitute_for": cfg.substitute_for,
-        "code_version": code_version(),
-        "zoo": cfg.name,
-        "kind": "single",
-        "params": params,
-        "config": cfg.to_dict(),
-    }
+    return zoo_header(cfg, {"name": "mmseg", "config": cfg.config, "model_overrides": cfg.model_overrides},
+                      dataclasses.asdict(cfg.data_spec), params, domain=cfg.domain, config=cfg.to_dict())
 
 
 def _batches(dataset, batch_size: int, seed: int):

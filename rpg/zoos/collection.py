@@ -56,6 +56,20 @@ RESUMABLE_KEYS = {
 }
 
 
+def zoo_header(cfg, architecture: dict, dataset: dict, params: int, kind: str = "single",
+               domain: str | None = None, config: dict | None = None) -> dict:
+    """The rpg-zoo/1 manifest fields every collector writes (ZooManifest's header); `cfg` gives the zoo's name
+    and `substitute_for`. Other domains name their `domain` and keep their whole recipe under `config`."""
+    h: dict = {"format": MANIFEST_FORMAT}
+    if domain is not None:
+        h["domain"] = domain
+    h.update({"architecture": architecture, "dataset": dataset, "substitute_for": cfg.substitute_for,
+              "code_version": code_version(), "zoo": cfg.name, "kind": kind, "params": params})
+    if config is not None:
+        h["config"] = config
+    return h
+
+
 def code_version() -> str:
     try:
         out = subprocess.run(
@@ -305,16 +319,7 @@ class Collector:
         return units
 
     def header(self, zoo_dir: Path, params: int) -> dict:
-        h = {
-            "format": MANIFEST_FORMAT,
-            "architecture": self.cfg.architecture,
-            "dataset": self.cfg.dataset_spec.to_dict(),
-            "substitute_for": self.cfg.substitute_for,
-            "code_version": code_version(),
-            "zoo": self.cfg.name,
-            "kind": self.cfg.kind,
-            "params": params,
-        }
+        h = zoo_header(self.cfg, self.cfg.architecture, self.cfg.dataset_spec.to_dict(), params, self.cfg.kind)
         if self.cfg.kind == "tasks":
             h["split"] = zoo_dir.name
             h["unseen_tasks"] = sorted(self.cfg.unseen_tasks)
