@@ -84,7 +84,7 @@ def collect(cfg: SegZooConfig, out: str | Path, data_cfg=None, device: str = "cp
                 g["lr"] = lr_at(it)
             losses = model.train_step(next(batches), opt)
             if it % 20 == 0:
-                bar.set_postfix(loss=f"{float(losses['loss']):.3f}")
+                bar.set_postfix(loss=f"{float(losses['loss'].detach()):.3f}")   # detached: no autograd warning
     t_train = time.perf_counter() - t0
     save = cfg.save
     opt = OptimWrapper(optim.make_optimizer(model.parameters(), "adamw", save.lr, save.weight_decay, log=log))

@@ -22,8 +22,11 @@ from rpg.tables.builders import TableInputs, _datasets, _fmt, _paper_row, _param
 PAPER_COLUMNS = ("ade20k_params_m", "ade20k_miou", "ade20k_macc", "coco_params_m", "coco_map_bbox", "coco_map_seg")
 STATS = (("original", "mean", "original"), ("generated", "best", "best"), ("generated", "mean", "average"),
          ("generated", "min", "minimum"), ("generated", "median", "median"), ("generated", "std", "std"))
-COCO_STATUS = ("not run: COCO instance segmentation/detection (ViTDet ViT-B) needs mmdetection and the COCO "
-               "dataset, neither installed nor available offline here; only the paper's numbers are shown")
+# mmdet 3.3.0 installs from PyPI, but its Mask R-CNN heads call compiled mmcv ops (RPN: batched_nms; RoI
+# extractor: RoIAlign), which mmcv-lite lacks and our stand-in must not provide (docs/segmentation.md)
+COCO_STATUS = ("not run: COCO detection/instance segmentation (ViTDet ViT-B) needs the compiled mmcv ops that "
+               "mmdetection's RPN and RoI heads call (batched_nms, RoIAlign) and the COCO dataset, which is not "
+               "available offline; only the paper's numbers are shown")
 COLUMNS = ("models", "statistic", "scale", "dataset", "model", "params", "n",
            "miou", "macc", "coco_map_bbox", "coco_map_seg", "coco_status",
            *(f"paper_{c}" for c in PAPER_COLUMNS))
