@@ -22,6 +22,7 @@ import torch
 
 from rpg import formats, io
 from rpg.evaluation.domains import make_domain
+from rpg.evaluation.evaluate import summarize
 
 
 def main(argv=None) -> None:
@@ -34,41 +35,42 @@ def main(argv=None) -> None:
     gen = formats.read_generated(a.generated, zoo)
     dom = make_domain(zoo)
     originals = [io.load_state_dict(r.path) for r in zoo.refs]
-    stat_keys = [k for k in originals[0] if k.endswith(("running_mean", "running_var"))]
-    zoo_stats = {k: torch.stack([sd[k].double() for sd in originals]).mean(0).to(originals[0][k].dtype)
-                 for k in stat_keys}
+    ref = originals[0]
+    stat_keys = [k for k in ref if k.endswith(("running_mean", "running_var"))]
+    var_keys = [k for k in stat_keys if k.endswith("running_var")]
+    w_keys = [k for k in ref if k not in stat_keys and ref[k].is_floating_point()]
+    # zoo-side quantities, computed once: mean statistics, the (N, P) matrix of flattened weights, and the
+    # per-element mean/std of log running_var
+    zoo_stats = {k: torch.stack([sd[k].double() for sd in originals]).mean(0).to(ref[k].dtype) for k in stat_keys}
+    zoo_w = torch.stack([torch.cat([o[k].flatten() for k in w_keys]) for o in originals])       # (N, P)
+    logvar = {k: torch.stack([o[k].double().log() for o in originals]) for k in var_keys}     # k -> (N, C)
+    logvar = {k: (v.mean(0), v.std(0).clamp_min(1e-6)) for k, v in logvar.items()}
     step = max(1, len(zoo.refs) // a.originals)
     orig_acc = [dom.score(originals[i], str(zoo.refs[i].path), zoo.refs[i]).metric
                 for i in range(0, len(zoo.refs), step)]
-    rows = []
+    names = ("as generated", "zoo-mean BN stats", "nearest original's weights")
+    scores: dict[str, list[float]] = {n: [] for n in names}
     for r in gen.refs:
         sd = io.load_state_dict(r.path)
         as_is = dom.score(sd, str(r.path), r).metric
         swapped = dom.score({**sd, **zoo_stats}, str(r.path), r).metric
         # the nearest original by the weights (not the statistics), with the generated statistics kept
-        w = [k for k in sd if k not in stat_keys and sd[k].is_floating_point()]
-        flat = torch.cat([sd[k].flatten() for k in w])
-        d = [float((flat - torch.cat([o[k].flatten() for k in w])).norm()) for o in originals]
-        near = originals[min(range(len(d)), key=d.__getitem__)]
-        weights_from_original = dom.score({**sd, **{k: near[k] for k in w}}, str(r.path), r).metric
+        flat = torch.cat([sd[k].flatten() for k in w_keys])
+        near = originals[int((zoo_w - flat).norm(dim=1).argmin())]
+        from_original = dom.score({**sd, **{k: near[k] for k in w_keys}}, str(r.path), r).metric
         # z-score of the generated log running_var against the zoo's per-element spread, averaged per model
-        z = []
-        for k in stat_keys:
-            if k.endswith("running_var"):
-                zs = torch.stack([o[k].double().log() for o in originals])
-                z.append(float(((sd[k].double().clamp_min(1e-12).log() - zs.mean(0)) / zs.std(0).clamp_min(1e-6))
-                               .abs().mean()))
-        rows.append((r.path.name, as_is, swapped, weights_from_original, statistics.mean(z)))
+        z = statistics.mean(float(((sd[k].double().clamp_min(1e-12).log() - mu) / sd_).abs().mean())
+                            for k, (mu, sd_) in logvar.items())
+        for n, v in zip(names, (as_is, swapped, from_original)):
+            scores[n].append(v)
         print(f"{r.path.name}: as generated {as_is:.2f}  zoo-mean BN stats {swapped:.2f}  "
-              f"nearest original's weights + generated stats {weights_from_original:.2f}  "
-              f"|z| of log running_var {statistics.mean(z):.2f}", flush=True)
+              f"nearest original's weights + generated stats {from_original:.2f}  "
+              f"|z| of log running_var {z:.2f}", flush=True)
     om = statistics.mean(orig_acc)
     print(f"originals ({len(orig_acc)} scored): mean {om:.2f}")
-    for i, name in enumerate(("as generated", "zoo-mean BN stats", "nearest original's weights")):
-        vals = [row[i + 1] for row in rows]
-        print(f"{name:28s} mean {statistics.mean(vals):.2f}  std {statistics.pstdev(vals):.2f}  "
-              f"gap {statistics.mean(vals) - om:+.2f}")
-
+    for n, vals in scores.items():
+        s = summarize(vals)
+        print(f"{n:28s} mean {s['mean']:.2f}  std {s['std']:.2f}  gap {statistics.mean(vals) - om:+.2f}")
 
 if __name__ == "__main__":
     main()
