@@ -152,7 +152,8 @@ def test_table5_compares_cost_to_mamba_at_the_same_width(tmp_path):
 
 def test_table6_one_row_per_model_and_the_smallest_good_token_size(tmp_path):
     rows = []
-    for model, accs in (("ViT-Tiny", {32: 10.0, 64: 79.5, 128: 80.0}), ("ViT-Base", {32: 10.0, 64: 40.0, 128: 82.0})):
+    for model, accs in (("ViT-Tiny", {32: 10.0, 64: 79.5, 128: 80.0}), ("ViT-Base", {32: 10.0, 64: 40.0, 128: 82.0}),
+                        ("ViT-Small", {32: 9.0, 64: 12.0, 128: 15.0})):            # every size fails (< 2 x 10%)
         for d, acc in accs.items():
             label = model if d == 64 else f"{model}, d={d}"    # a Table 1 row keeps its plain label
             rows.append((label, [acc], {"tokenizer.token_size": str(d), "recurrent.d_model": f"[{d},{d}]"}, {}))
@@ -160,12 +161,14 @@ def test_table6_one_row_per_model_and_the_smallest_good_token_size(tmp_path):
     pd.DataFrame({"model": ["ViT-Tiny", "ViT-Base"], "params_m": ["5.7", "86.6"], "1024": ["0.3", "0.1"],
                   "2048": ["70.8", "0.1"], "4096": ["75.2", "84.4"]}).to_csv(paper, index=False)
     df, _ = build(tmp_path, "table6", rows, str(paper))
-    assert list(df["model"]) == ["ViT-Tiny", "ViT-Base"]
+    assert list(df["model"]) == ["ViT-Tiny", "ViT-Base", "ViT-Small"]
     assert [df.loc[0, c] for c in ("d32", "d64", "d128")] == ["10.0", "79.5", "80.0"]
-    assert list(df["smallest_good_d"]) == ["64", "128"]         # larger model, larger token (within 1 point)
-    assert list(df["paper_smallest_good_d"]) == ["4096", "4096"]
+    # larger model, larger token (within 1 point); a model whose every size fails has none (not its best failure)
+    assert list(df["smallest_good_d"]) == ["64", "128", ""]
+    assert list(df["fail_below"]) == [str(ablations.FAIL_FACTOR * 100 / 10)] * 3
+    assert list(df["paper_smallest_good_d"]) == ["4096", "4096", ""]
     factor = ablations.TOKEN_SIZE_FACTOR                                  # ours stand for factor x d
-    assert list(df["paper_d_for_smallest_good_d"]) == [str(64 * factor), str(128 * factor)]
+    assert list(df["paper_d_for_smallest_good_d"]) == [str(64 * factor), str(128 * factor), ""]
     assert f"token sizes 32, 64, 128 stand for the paper's {32 * factor}" in df.loc[0, "substitute"]
 
 

@@ -107,6 +107,17 @@ def shell_commands(output: str) -> list[str]:
     return [line[len(prefix):] for line in output.splitlines() if line.startswith(prefix)]
 
 
+def actionless_rules(output: str) -> set[str]:
+    """Rules of a dry run's jobs that print no shell command, or `Shell command: None` (no action declared)."""
+    out = set()
+    for block in re.split(r"\n(?=(?:local)?rule \S+:\n)", output)[1:]:
+        name = re.match(r"(?:local)?rule (\S+):", block).group(1)
+        cmds = shell_commands(block.split("\n\n[", 1)[0])
+        if not cmds or cmds == ["None"]:
+            out.add(name)
+    return out
+
+
 def workdir_with(tmp_path: Path, config: Path | dict) -> Path:
     work = tmp_path / "work"
     (work / "config").mkdir(parents=True)
@@ -270,6 +281,7 @@ def test_dry_run_every_target(tmp_path, targets, overlay_paper, expected):
     extra = ["--configfile", PAPER_OVERLAY] if overlay_paper else []
     out = snakemake(work, *targets, *extra, "-n").stdout
     assert job_counts(out) == (all_jobs(MINI) if expected == "all" else expected)
+    assert actionless_rules(out) <= {"all"}     # every other job runs something (a rule without shell did not)
     scale = "paper" if overlay_paper else "mini"
     assert f"results/{scale}/zoos/" in out and f"results/{'mini' if overlay_paper else 'paper'}/" not in out
 

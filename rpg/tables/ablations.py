@@ -28,6 +28,7 @@ from rpg.errors import RPGInputError
 
 FAIL_FACTOR = 2.0        # "fail": generated mean below twice chance accuracy
 GOOD_WITHIN = 1.0        # Tab. 6: a token size "works" when its mean is within 1 point of the model's best
+PAPER_FAIL_BELOW = FAIL_FACTOR * 100.0 / 1000   # the paper's Tab. 6 is ImageNet-1K: twice chance is 0.2%
 TOKEN_SIZE_FACTOR = 32   # Tab. 6: a mini token size d stands for the paper's 32 d (mini default 256 = paper 8192)
 MIB = 2 ** 20
 
@@ -260,12 +261,15 @@ def _model_name(label: str) -> str:
     return label.split(",")[0].strip()
 
 
-def smallest_good(averages: dict[int, float]) -> int | None:
-    """The smallest token size whose mean accuracy is within GOOD_WITHIN points of the model's best mean."""
-    if not averages:
+def smallest_good(averages: dict[int, float], floor: float | None = None) -> int | None:
+    """The smallest token size whose mean accuracy is within GOOD_WITHIN points of the model's best mean and
+    not a failure (>= `floor`, FAIL_FACTOR x chance). None when every size fails: the best of failures is
+    not a size that works."""
+    works = {d: a for d, a in averages.items() if floor is None or a >= floor}
+    if not works:
         return None
-    best = max(averages.values())
-    return min(d for d, a in averages.items() if a >= best - GOOD_WITHIN)
+    best = max(works.values())
+    return min(d for d, a in works.items() if a >= best - GOOD_WITHIN)
 
 
 def table6(inputs) -> pd.DataFrame:
@@ -274,7 +278,7 @@ def table6(inputs) -> pd.DataFrame:
     for row in inputs.rows:
         d = _config(row, "table6")["tokenizer"]["token_size"]
         m = models.setdefault(_model_name(row.label), {"params": row.eval["params"], "avg": {}, "tokens": {},
-                                                       "rows": []})
+                                                       "rows": [], "floor": _fails(row)[0]})
         if d in m["avg"]:
             raise RPGInputError(f"table table6: two rows of {_model_name(row.label)} have token size {d}")
         m["avg"][d] = round(row.eval["generated"]["mean"], 2)
@@ -294,17 +298,22 @@ def table6(inputs) -> pd.DataFrame:
         for d in ours:
             rec[f"d{d}"] = m["avg"].get(d)
             rec[f"tokens_d{d}"] = m["tokens"].get(d)
-        rec["smallest_good_d"] = smallest_good(m["avg"])
+        rec["fail_below"] = m["floor"]
+        rec["smallest_good_d"] = smallest_good(m["avg"], m["floor"])
         rec.update({f"paper_{t}": paper.get(f"paper_{t}", "") for t in theirs})
         rec["paper_params_m"] = paper.get("paper_params_m", "")
-        good = smallest_good({t: a for t, a in paper_avg.items() if a is not None})
+        good = smallest_good({t: a for t, a in paper_avg.items() if a is not None}, PAPER_FAIL_BELOW)
         rec["paper_smallest_good_d"] = good
         rec["paper_d_for_smallest_good_d"] = pairs.get(rec["smallest_good_d"])
         sizes_note = (f"token sizes {', '.join(map(str, pairs))} stand for the paper's "
                       f"{', '.join(map(str, pairs.values()))} (x{factor})") if pairs and factor != 1 else ""
         rec["substitute"] = "; ".join(p for p in (substitute(m["rows"][0], generator=False), sizes_note) if p)
         out.append(rec)
-    return pd.DataFrame(out)
+    df = pd.DataFrame(out)
+    for c in df.columns:    # counts and sizes stay integers where a model has none (e.g. every size fails)
+        if c.startswith("tokens_d") or c.endswith("_good_d") or c == "params":
+            df[c] = pd.array([None if v is None or pd.isna(v) else int(v) for v in df[c]], dtype="Int64")
+    return df
 
 
 # --------------------------------------------------------------------------------------------------
