@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -199,6 +200,18 @@ class GeneratedSet:
     refs: list[ModelRef] = field(default_factory=list)
 
 
+_GENERATED_FILE = re.compile(r"generated_\d{3,}\.safetensors")
+
+
+def _manifestless_set(out: Path) -> bool:
+    """A generated set that lost only its manifest: nothing but generated_NNN.safetensors files, at the top or
+    one condition folder down. Snakemake deletes a job's declared output (the manifest) before it reruns the
+    job, so replacing this is how a workflow regenerates; a folder with anything else stays refused."""
+    files = [p for p in out.rglob("*") if not p.is_dir()]
+    return bool(files) and all(_GENERATED_FILE.fullmatch(p.name) and len(p.relative_to(out).parts) <= 2
+                               for p in files)
+
+
 def check_writable(out: str | os.PathLike) -> None:
     """Fail before any expensive work if `write_generated(out, ...)` could not write there: a writable place
     (`io.check_output_dir`; the set is swapped in from a sibling, so the parent must be writable too) that holds
@@ -209,8 +222,9 @@ def check_writable(out: str | os.PathLike) -> None:
         if fmt is not None and fmt != GENERATED_FORMAT:
             raise RPGInputError(f"{out / MANIFEST}: --out holds a {fmt!r} folder; refusing to replace it with "
                                 "generated models (choose another --out)")
-        if fmt is None and ((out / "run.json").is_file()
-                            or any(p.suffix in io.WEIGHT_SUFFIXES for p in out.iterdir() if p.is_file())):
+        if fmt is None and not _manifestless_set(out) and (
+                (out / "run.json").is_file()
+                or any(p.suffix in io.WEIGHT_SUFFIXES for p in out.iterdir() if p.is_file())):
             raise RPGInputError(f"{out}: --out holds other files (weights or a run) and no generated-set "
                                 "manifest; refusing to replace it (choose an empty or new folder)")
 

@@ -279,6 +279,23 @@ def test_out_holding_a_zoo_or_a_run_is_refused_and_untouched(zoo_run, tmp_path, 
     assert not [p for p in zoo.parent.iterdir() if p.name.startswith(".")]
 
 
+def test_set_without_its_manifest_is_regenerated_but_loose_weights_are_not(zoo_run, tmp_path, capsys):
+    """Snakemake deletes the manifest (the rule's output) before it reruns `generate`: that set is replaced
+    whole; one foreign weight file beside the generated ones keeps the folder refused."""
+    _, run = zoo_run
+    out = tmp_path / "g"
+    assert gen("--run", str(run), "--out", str(out), "--num", "2") == 0
+    (out / "manifest.json").unlink()
+    assert gen("--run", str(run), "--out", str(out), "--num", "1") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["generated_000.safetensors", "manifest.json"]
+    (out / "manifest.json").unlink()
+    (out / "mine.safetensors").write_bytes((out / "generated_000.safetensors").read_bytes())
+    capsys.readouterr()
+    assert gen("--run", str(run), "--out", str(out), "--num", "1") == 2
+    assert "refusing" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["generated_000.safetensors", "mine.safetensors"]
+
+
 def test_conflicting_condition_flags(zoo_run, tmp_path, capsys):
     _, run = zoo_run
     assert gen("--run", str(run), "--out", str(tmp_path / "g"), "--permutation", "1", "--conditions",

@@ -222,6 +222,7 @@ class Collector:
         self.every = cfg.save.every or max(1, self.n_batches // cfg.num_checkpoints)
         # wall-clock seconds spent in: training phases, the saving pass (incl. writes), test passes, pretraining
         self.timing = {"train": 0.0, "save_pass": 0.0, "eval": 0.0, "pretrain": 0.0}
+        self._fresh_said = False    # the "keep their fresh init" line: once per collection, not once per run
         self.pretrained_sd = self._pretrain() if cfg.pretrain else self._pretrained()
 
     # -- setup --------------------------------------------------------------------------------------
@@ -291,8 +292,9 @@ class Collector:
         model = archs.build_model(self.cfg.architecture)
         if self.pretrained_sd is not None:
             left = archs.load_matching(model, self.pretrained_sd)
-            if left:
-                self.log(f"pretrained: {len(left)} tensors keep their fresh init (e.g. {left[0]})")
+            if left and not self._fresh_said:
+                self.log(f"pretrained: {len(left)} tensors keep their fresh init in every run (e.g. {left[0]})")
+                self._fresh_said = True
         model = model.to(self.device)
         if self.cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
