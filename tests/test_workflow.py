@@ -110,8 +110,8 @@ def shell_commands(output: str) -> list[str]:
 def actionless_rules(output: str) -> set[str]:
     """Rules of a dry run's jobs that print no shell command, or `Shell command: None` (no action declared)."""
     out = set()
-    for block in re.split(r"\n(?=(?:local)?rule \S+:\n)", output)[1:]:
-        name = re.match(r"(?:local)?rule (\S+):", block).group(1)
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \S+:\n)", output)[1:]:
+        name = re.match(r"(?:local)?(?:rule|checkpoint) (\S+):", block).group(1)
         cmds = shell_commands(block.split("\n\n[", 1)[0])
         if not cmds or cmds == ["None"]:
             out.add(name)

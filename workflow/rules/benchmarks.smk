@@ -100,5 +100,4 @@ rule publish_fig8:
     conda:
         "../envs/rpg.yaml"
     shell:
-        "(cp {input.json} {output.json} && cp {input.png} {output.png}) > {log} 2>&1"
         "(cp {input.csv} {output.csv} && cp {input.png} {output.png}) > {log} 2>&1"
