@@ -224,7 +224,7 @@ def check_writable(out: str | os.PathLike) -> None:
                                 "generated models (choose another --out)")
         if fmt is None and not _manifestless_set(out) and (
                 (out / "run.json").is_file()
-                or any(p.suffix in io.WEIGHT_SUFFIXES for p in out.iterdir() if p.is_file())):
+                or any(p.suffix in io.WEIGHT_SUFFIXES for p in out.rglob("*") if p.is_file())):
             raise RPGInputError(f"{out}: --out holds other files (weights or a run) and no generated-set "
                                 "manifest; refusing to replace it (choose an empty or new folder)")
 

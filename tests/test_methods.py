@@ -294,6 +294,16 @@ def test_set_without_its_manifest_is_regenerated_but_loose_weights_are_not(zoo_r
     assert gen("--run", str(run), "--out", str(out), "--num", "1") == 2
     assert "refusing" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["generated_000.safetensors", "mine.safetensors"]
+    # one folder per condition: the same, one level down; a foreign weight file there keeps it refused
+    per = tmp_path / "per"
+    assert gen("--run", str(run), "--out", str(per), "--num", "1", "--conditions", "permutations") == 0
+    files = sorted(p.relative_to(per) for p in per.rglob("*.safetensors"))
+    (per / "manifest.json").unlink()
+    assert gen("--run", str(run), "--out", str(per), "--num", "1", "--conditions", "permutations") == 0
+    assert sorted(p.relative_to(per) for p in per.rglob("*.safetensors")) == files and len(files) > 1
+    (per / "manifest.json").unlink()
+    (per / files[0].parent / "mine.safetensors").write_bytes((per / files[0]).read_bytes())
+    assert gen("--run", str(run), "--out", str(per), "--num", "1", "--conditions", "permutations") == 2
 
 
 def test_conflicting_condition_flags(zoo_run, tmp_path, capsys):
