@@ -15,6 +15,7 @@ Every reader error names the file and the key (RPGInputError: one line, exit sta
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -180,6 +181,18 @@ def read_run(run_dir: str | os.PathLike) -> dict:
     if not isinstance(d.get("method"), str):
         raise RPGInputError(f"{path}: missing key 'method'")
     return d
+
+
+def run_digest(run_dir: str | os.PathLike) -> str:
+    """Identity of a fitted run: sha256 over the JSON records at the top of its folder (config, meta with its
+    training wall time, run, zoo records), which `rpg train` rewrites and `dvc pull` restores byte for byte.
+    A generated set records it, so a retrained generator makes the set visibly stale (the workflow compares
+    the two; hashing the weights themselves would cost minutes at paper scale)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(run_dir).glob("*.json")):
+        h.update(f"\0{f.name}\0".encode())
+        h.update(f.read_bytes())
+    return "sha256:" + h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ generated

@@ -199,7 +199,8 @@ def generate(run_dir: str | os.PathLike, out_dir: str | os.PathLike, num: int, s
     opts = method.resolve(run_dir, options or SampleOptions(), device)
     zoo = info.zoo
     provenance = {
-        "method": method.name, "run": str(run_dir), "architecture": zoo.get("architecture"),
+        "method": method.name, "run": str(run_dir), "run_digest": formats.run_digest(run_dir),
+        "architecture": zoo.get("architecture"),
         "dataset": zoo.get("dataset"), "substitute_for": zoo.get("substitute_for"),
         "domain": zoo.get("domain") or "classification", "conditions": str(spec), "num": num,
         "sampler": opts.sampler, "steps": opts.steps, "mode": opts.mode, "chunk_size": opts.chunk_size,

@@ -1,6 +1,7 @@
 # Helpers only (no rules): config lookups and cross-checks, wildcard constraints, pinned() and the
 # input/param functions. The root Snakefile includes this file before the rule files.
 
+import functools
 import hashlib
 import json
 import os
@@ -345,6 +346,160 @@ def sample_flags(wildcards):
     )
 
 
+# ------------------------------------------------------------------------------------ staleness
+# pinned() inputs are ancient(), and Snakemake never propagates a rerun across an ancient input that
+# exists: a generator retrained because its config changed would leave its samples and metrics
+# stale. Every artefact records what it was made from, so an input is pinned only while
+#   - the artefact's record agrees with what the config asks for now (a changed config: the upstream
+#     job is rerun in this invocation, and the rerun now reaches its dependants), and
+#   - the downstream artefact's record of it agrees with it (an earlier invocation remade it and
+#     stopped before its dependants: the input is newer than their outputs, so mtimes rerun them).
+# Absent or unreadable records are trusted (older artefacts, other methods).
+try:
+    from rpg.errors import RPGInputError as _RecordError
+except ImportError:
+    _RecordError = ValueError
+try:
+    from rpg import formats as _formats
+    from rpg.cli import collect as _collect_cli
+    from rpg.generator.config import RPGConfig as _RPGConfig
+    from rpg.methods.base import ConditionSpec as _ConditionSpec
+except ImportError:
+    _formats = _collect_cli = _RPGConfig = _ConditionSpec = None
+
+
+def _recorded(path):
+    """A JSON record on disk, or None (absent or unreadable: nothing to compare, trust it)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _normalised(cls, record):
+    """A config record read back through its class (fills fields added since it was written)."""
+    try:
+        return json.loads(json.dumps(cls.from_dict(record).to_dict()))
+    except (_RecordError, KeyError, TypeError, ValueError):
+        return record
+
+
+def _zoo_config(zoo, scale):
+    manifest = _recorded(Path("results", scale, "zoos", zoo, "manifest.json"))
+    return manifest.get("config") if isinstance(manifest, dict) else None
+
+
+@functools.lru_cache(maxsize=None)
+def zoo_is_stale(zoo, scale):
+    """The zoo manifest records another resolved recipe than the collect job would use now (its own
+    resolution: recipe, `collect.set`, the zoo's `set`): Snakemake recollects it (its recipe digest
+    or flags changed). Recipes of other domains collect through their own CLI: not compared."""
+    recorded = _zoo_config(zoo, scale)
+    if _collect_cli is None or recorded is None:
+        return False
+    recipe = ZOOS[zoo]["recipe"]
+    overrides = config["collect"]["set"] + ZOOS[zoo].get("set", [])
+    argv = ["--zoo", recipe] + [a for kv in overrides for a in ("--set", kv)]
+    # a bad recipe or `set` is reported by the collect job itself, with its own message
+    try:
+        if not isinstance(_collect_cli.zoos.get_zoo(recipe), _collect_cli.ZooConfig):
+            return False
+        cfg, _ = _collect_cli.resolve_config(
+            _collect_cli.build_parser().parse_args(argv)
+        )
+    except (_RecordError, SystemExit):
+        return False
+    now = json.loads(json.dumps(cfg.to_dict()))
+    return now != _normalised(_collect_cli.ZooConfig, recorded)
+
+
+def run_is_stale(exp, scale):
+    """The run will be (or was, without its dependants) retrained: its zoo is stale, its config.json
+    differs from the experiment's resolved config (the params trigger retrains it), or its meta.json
+    records another zoo config than the zoo manifest now holds."""
+    zoo = EXPERIMENTS[exp]["zoo"]
+    if zoo_is_stale(zoo, scale):
+        return True
+    run = Path("results", scale, "runs", exp)
+    recorded = _recorded(run / "config.json")
+    wanted = json.loads(TRAIN_CONFIGS[exp])
+    if recorded is not None and EXPERIMENTS[exp]["method"] == "rpg" and _RPGConfig:
+        recorded = _normalised(_RPGConfig, recorded)
+    if recorded is not None and recorded != wanted:
+        return True
+    meta = _recorded(run / "meta.json")
+    trained_on = meta.get("zoo_manifest", {}) if isinstance(meta, dict) else {}
+    now = _zoo_config(zoo, scale)
+    return "config" in trained_on and now is not None and trained_on["config"] != now
+
+
+def pinned_zoo(wildcards):
+    """train's input: the experiment's zoo manifest, pinned unless the run is stale."""
+    zoo = EXPERIMENTS[wildcards.exp]["zoo"]
+    path = f"results/{wildcards.scale}/zoos/{zoo}/manifest.json"
+    return path if run_is_stale(wildcards.exp, wildcards.scale) else pinned(path)
+
+
+# sample settings a generated set's manifest records under the same key
+SAMPLE_KEYS = ("num", "seed", "sampler", "steps", "mode", "chunk_size")
+
+
+def samples_are_stale(row, scale):
+    """The generated set's manifest records other sample settings than the row asks for now (an
+    unset key keeps the preset's choice, which the manifest records resolved: not compared), or
+    another run digest than its generator's run folder has now."""
+    recorded = _recorded(Path("results", scale, "generated", row, "manifest.json"))
+    if not isinstance(recorded, dict):
+        return False
+    wanted = sample_settings(row)
+    if any(
+        wanted.get(k) is not None and k in recorded and recorded[k] != wanted[k]
+        for k in SAMPLE_KEYS
+    ):
+        return True
+    if _formats is None:
+        return False
+    run = Path("results", scale, "runs", experiment_of(row))
+    if "run_digest" in recorded and run.is_dir():
+        if recorded["run_digest"] != _formats.run_digest(run):
+            return True
+    # a bad spec is reported by the generate job itself, with its own message
+    try:
+        spec = str(_ConditionSpec.parse(wanted.get("conditions") or "none"))
+    except _RecordError:
+        return False
+    return "conditions" in recorded and spec != recorded["conditions"]
+
+
+def metrics_are_stale(row, scale):
+    """The metrics record (`generation`) another generated set than the row's manifest now holds."""
+    metrics = _recorded(Path("results", scale, "metrics", f"{row}.json"))
+    manifest = _recorded(Path("results", scale, "generated", row, "manifest.json"))
+    if not isinstance(metrics, dict) or not isinstance(manifest, dict):
+        return False
+    generation = metrics.get("generation") or {}
+    return any(manifest.get(k) != v for k, v in generation.items())
+
+
+def pinned_generator(wildcards):
+    """generate's input: the row's generator, pinned unless its run is stale."""
+    path = generator_of(wildcards)
+    stale = run_is_stale(experiment_of(wildcards.row), wildcards.scale)
+    return path if stale else pinned(path)
+
+
+def pinned_samples(wildcards):
+    """evaluate's input: the row's generated set, pinned unless it or its generator is stale."""
+    path = f"results/{wildcards.scale}/generated/{wildcards.row}/manifest.json"
+    row, scale = wildcards.row, wildcards.scale
+    stale = (
+        run_is_stale(experiment_of(row), scale)
+        or samples_are_stale(row, scale)
+        or metrics_are_stale(row, scale)
+    )
+    return path if stale else pinned(path)
+
+
 def evaluate_flags(wildcards):
     """The row's own `evaluate` analysis (similarity, noise baseline) as `rpg evaluate` flags."""
     e = ROWS[wildcards.row].get("evaluate", {})
@@ -409,9 +564,10 @@ def paper_flag(wildcards, input):
 
 # --------------------------------------------------------------------------------------- benchmarks
 def bench_zoo(wildcards):
-    return pinned(
-        f"results/{wildcards.scale}/zoos/{BENCHMARKS[wildcards.bench]['zoo']}/manifest.json"
-    )
+    """The benchmark's zoo manifest, pinned unless the zoo is being recollected."""
+    zoo = BENCHMARKS[wildcards.bench]["zoo"]
+    path = f"results/{wildcards.scale}/zoos/{zoo}/manifest.json"
+    return path if zoo_is_stale(zoo, wildcards.scale) else pinned(path)
 
 
 def bench_flags(wildcards):

@@ -5,7 +5,7 @@ rule evaluate:
     """results/<scale>/metrics/<row>.json (format rpg-eval/1)."""
     input:
         zoo=lambda wc: pinned(zoo_manifest_of(wc)),
-        generated=pinned("results/{scale}/generated/{row}/manifest.json"),
+        generated=pinned_samples,
         lm=lm_row_inputs,
     output:
         metrics="results/{scale}/metrics/{row}.json",

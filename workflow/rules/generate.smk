@@ -6,7 +6,7 @@ rule generate:
     + manifest.json, swapped in whole. A variant samples its generator experiment's run folder.
     """
     input:
-        generator=lambda wc: pinned(generator_of(wc)),
+        generator=pinned_generator,
     output:
         manifest="results/{scale}/generated/{row}/manifest.json",
     log:

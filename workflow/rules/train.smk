@@ -8,9 +8,7 @@ rule train:
     run that Snakemake reruns starts over (fresh_start; config/README.md, "Retraining on purpose").
     """
     input:
-        zoo=lambda wc: pinned(
-            f"results/{wc.scale}/zoos/{EXPERIMENTS[wc.exp]['zoo']}/manifest.json"
-        ),
+        zoo=pinned_zoo,
     output:
         generator="results/{scale}/runs/{exp}/generator.safetensors",
     log:
