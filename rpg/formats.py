@@ -16,6 +16,7 @@ Every reader error names the file and the key (RPGInputError: one line, exit sta
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -184,14 +185,24 @@ def read_run(run_dir: str | os.PathLike) -> dict:
 
 
 def run_digest(run_dir: str | os.PathLike) -> str:
-    """Identity of a fitted run: sha256 over the JSON records at the top of its folder (config, meta with its
-    training wall time, run, zoo records), which `rpg train` rewrites and `dvc pull` restores byte for byte.
-    A generated set records it, so a retrained generator makes the set visibly stale (the workflow compares
-    the two; hashing the weights themselves would cost minutes at paper scale)."""
+    """Identity of a fitted run: sha256 over the JSON records at the top of its folder (config, meta, run, zoo
+    records), which `rpg train` rewrites and `dvc pull` restores byte for byte. meta.json's `training` block
+    (wall time, memory) is left out: it says how the run went, not what it was made from, so retraining the
+    same config on the same zoo keeps the identity. A generated set records it, so a generator retrained from
+    something else makes the set visibly stale (hashing the weights would cost minutes at paper scale)."""
     h = hashlib.sha256()
     for f in sorted(Path(run_dir).glob("*.json")):
+        data = f.read_bytes()
+        if f.name == "meta.json":
+            try:
+                meta = io.read_json(f)
+            except RPGInputError:
+                meta = None
+            if isinstance(meta, dict):
+                meta.pop("training", None)
+                data = json.dumps(meta, sort_keys=True).encode()
         h.update(f"\0{f.name}\0".encode())
-        h.update(f.read_bytes())
+        h.update(data)
     return "sha256:" + h.hexdigest()
 
 

@@ -393,7 +393,8 @@ def _zoo_config(zoo, scale):
 def zoo_is_stale(zoo, scale):
     """The zoo manifest records another resolved recipe than the collect job would use now (its own
     resolution: recipe, `collect.set`, the zoo's `set`): Snakemake recollects it (its recipe digest
-    or flags changed). Recipes of other domains collect through their own CLI: not compared."""
+    or flags changed). Recipes of other domains collect through their own CLI: not compared.
+    """
     recorded = _zoo_config(zoo, scale)
     if _collect_cli is None or recorded is None:
         return False
@@ -446,8 +447,8 @@ SAMPLE_KEYS = ("num", "seed", "sampler", "steps", "mode", "chunk_size")
 
 def samples_are_stale(row, scale):
     """The generated set's manifest records other sample settings than the row asks for now (an
-    unset key keeps the preset's choice, which the manifest records resolved: not compared), or
-    another run digest than its generator's run folder has now."""
+    unset key keeps the preset's choice, which the manifest records resolved: not compared).
+    """
     recorded = _recorded(Path("results", scale, "generated", row, "manifest.json"))
     if not isinstance(recorded, dict):
         return False
@@ -457,18 +458,26 @@ def samples_are_stale(row, scale):
         for k in SAMPLE_KEYS
     ):
         return True
-    if _formats is None:
+    if _ConditionSpec is None:
         return False
-    run = Path("results", scale, "runs", experiment_of(row))
-    if "run_digest" in recorded and run.is_dir():
-        if recorded["run_digest"] != _formats.run_digest(run):
-            return True
     # a bad spec is reported by the generate job itself, with its own message
     try:
         spec = str(_ConditionSpec.parse(wanted.get("conditions") or "none"))
     except _RecordError:
         return False
     return "conditions" in recorded and spec != recorded["conditions"]
+
+
+def sampled_another_run(row, scale):
+    """The generated set's manifest records another `run_digest` than its generator's run folder has
+    now (the run was retrained from another config or zoo after the set was sampled)."""
+    recorded = _recorded(Path("results", scale, "generated", row, "manifest.json"))
+    run = Path("results", scale, "runs", experiment_of(row))
+    if _formats is None or not isinstance(recorded, dict) or not run.is_dir():
+        return False
+    return "run_digest" in recorded and recorded["run_digest"] != _formats.run_digest(
+        run
+    )
 
 
 def metrics_are_stale(row, scale):
@@ -484,7 +493,8 @@ def metrics_are_stale(row, scale):
 def pinned_generator(wildcards):
     """generate's input: the row's generator, pinned unless its run is stale."""
     path = generator_of(wildcards)
-    stale = run_is_stale(experiment_of(wildcards.row), wildcards.scale)
+    row, scale = wildcards.row, wildcards.scale
+    stale = run_is_stale(experiment_of(row), scale) or sampled_another_run(row, scale)
     return path if stale else pinned(path)
 
 
@@ -494,6 +504,7 @@ def pinned_samples(wildcards):
     row, scale = wildcards.row, wildcards.scale
     stale = (
         run_is_stale(experiment_of(row), scale)
+        or sampled_another_run(row, scale)
         or samples_are_stale(row, scale)
         or metrics_are_stale(row, scale)
     )
