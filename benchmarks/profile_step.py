@@ -9,7 +9,8 @@ Workloads (the same as `bench_core.py`'s side-by-side comparison with the offici
 
 For each workload, in one process:
 1. **Profile** (torch.profiler, self CPU time per op, summed by category: convolution, normalisation,
-   element-wise, recurrent model, optimizer, other ops; "Python and dispatch" = wall time minus all ops).
+   element-wise (AdamW's per-parameter updates on CPU included), recurrent model, other ops; "Python and
+   dispatch" = wall time minus all ops), and the wall time of forward, backward and optimizer.
 2. **FLOPs** per training step and per sampling step (torch.utils.flop_counter: convolutions and matmuls) and
    the GFLOP/s the convolutions reach inside the step.
 3. **This machine's peak for the same convolutions**: each denoiser convolution alone, forward + backward at the
@@ -129,17 +130,24 @@ def build(workload: str, zoo_root: Path):
     return cfg, model, tok, tokens
 
 
-def make_step(cfg, model, tok, tokens):
+def make_step(cfg, model, tok, tokens, phases: dict | None = None):
+    """One training step; with `phases`, the wall seconds of forward, backward and optimizer are added to it."""
     opt = make_optimizer(model, cfg)
     g = torch.Generator().manual_seed(0)
     B = cfg.train.batch_size
 
     def step():
+        t0 = time.perf_counter()
         idx = torch.randint(0, tokens.shape[0], (B,), generator=g)
         loss = model(tokens[idx], tok.mask, idx, generator=g)
+        t1 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        t2 = time.perf_counter()
         opt.step()
+        if phases is not None:
+            for k, v in (("forward", t1 - t0), ("backward", t2 - t1), ("optimizer", time.perf_counter() - t2)):
+                phases[k] = phases.get(k, 0.0) + v
     return step
 
 
@@ -225,7 +233,8 @@ def run_workload(workload: str, zoo_root: Path, reps: int, variants: list[str]) 
     num = 10
     res = {"workload": workload, "tokens": tok.num_tokens, "params": tok.num_params,
            "preset": WORKLOADS[workload][1], "sampler": f"{sampler}-{steps}", "models_sampled": num}
-    step = make_step(cfg, model, tok, tokens)
+    phases: dict[str, float] = {}
+    step = make_step(cfg, model, tok, tokens, phases)
     n_step_tokens = min(cfg.diffusion.diffusion_batch or 10 ** 9, cfg.train.batch_size * tok.num_tokens)
     res["tokens_per_step"] = n_step_tokens
 
@@ -234,7 +243,9 @@ def run_workload(workload: str, zoo_root: Path, reps: int, variants: list[str]) 
                       generator=torch.Generator().manual_seed(0))
 
     # 1-2. profile and FLOPs of the library as it is
-    res["train_profile_s"], conv_s = profile(step, max(3, reps // 2))
+    n_prof = max(3, reps // 2)
+    res["train_profile_s"], conv_s = profile(step, n_prof)
+    res["train_phases_s"] = {k: round(v / (n_prof + 1), 5) for k, v in phases.items()}   # +1: profile's warm-up
     fl = flops(step)
     res["train_gflop"] = {k: round(v / 1e9, 3) for k, v in fl.items()}
     res["train_conv_gflops_per_s"] = round(fl["convolution"] / conv_s / 1e9, 1) if conv_s else None

@@ -117,6 +117,12 @@ def tokenize_zoo(zoo: Zoo, token_size: int, strategy: str, run_dir: Path,
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+def make_optimizer(model: torch.nn.Module, cfg: RPGConfig) -> torch.optim.Optimizer:
+    """The generator's optimizer from its `train` section (rpg.optim is the one factory; benchmarks use this too)."""
+    tc = cfg.train
+    return optim.make_optimizer(model.parameters(), tc.optimizer, tc.lr, tc.weight_decay)
+
+
 def _autocast(enabled: bool, device: str):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
@@ -254,7 +260,7 @@ def _train(cfg: RPGConfig, zoo_dir, run_dir: Path, device: str, eval_fn, eval_nu
     mem = PeakMemory(device).start()
     mask = tok.mask.to(device)
     model = RPG(cfg, tok.layer_ids, tok.token_ids, num_perm).to(device)
-    opt = optim.make_optimizer(model.parameters(), tc.optimizer, tc.lr, tc.weight_decay)
+    opt = make_optimizer(model, cfg)
     # factor of tc.lr: warm-up, then constant or cosine to 0 over the remaining steps (CosineAnnealingLR)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, optim.lr_schedule(
         1.0, tc.schedule, tc.warmup_steps, span=max(1, tc.steps - tc.warmup_steps)))
