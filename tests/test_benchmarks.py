@@ -1,0 +1,41 @@
+"""The benchmark scripts are not run by the suite (they measure, and take minutes), but they must keep
+importing against the library: a renamed library function once left two of them broken unnoticed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.stem)
+def test_benchmark_script_imports(path):
+    spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)        # top-level imports only: every script guards its main()
+    assert callable(getattr(module, "main", None)), f"{path.name}: no main()"
+
+
+def test_profile_step_channels_last_variant_matches_the_denoiser():
+    """The 2-D channels-last forward the profile compares is the same function as the library's denoiser."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location("_bench_profile_step",
+                                                  next(p for p in BENCHMARKS if p.stem == "profile_step"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from rpg.generator.config import DenoiserConfig
+    from rpg.generator.denoiser import ConditionalUNet1D, fold_batchnorm
+
+    torch.manual_seed(0)
+    unet = ConditionalUNet1D(DenoiserConfig(channels=[1, 8, 16, 8, 1]), token_size=32, condition_dim=12)
+    x, t, p = torch.randn(5, 32), torch.randint(0, 1000, (5,)), torch.randn(5, 12)
+    unet.train()
+    expected = unet(x, t, p)
+    got = bench._forward_2d(unet, x, t, p)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    folded = fold_batchnorm(unet)
+    torch.testing.assert_close(bench._forward_2d(folded, x, t, p), folded(x, t, p), rtol=1e-4, atol=1e-5)
