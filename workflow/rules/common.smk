@@ -414,6 +414,7 @@ def zoo_is_stale(zoo, scale):
     return now != _normalised(_collect_cli.ZooConfig, recorded)
 
 
+@functools.lru_cache(maxsize=None)
 def run_is_stale(exp, scale):
     """The run will be (or was, without its dependants) retrained: its zoo is stale, its config.json
     differs from the experiment's resolved config (the params trigger retrains it), or its meta.json
@@ -468,16 +469,21 @@ def samples_are_stale(row, scale):
     return "conditions" in recorded and spec != recorded["conditions"]
 
 
+@functools.lru_cache(maxsize=None)
+def _run_digest(exp, scale):
+    """The run folder's digest, hashed once per experiment (variants share their generator's run)."""
+    run = Path("results", scale, "runs", exp)
+    return _formats.run_digest(run) if _formats is not None and run.is_dir() else None
+
+
 def sampled_another_run(row, scale):
     """The generated set's manifest records another `run_digest` than its generator's run folder has
     now (the run was retrained from another config or zoo after the set was sampled)."""
     recorded = _recorded(Path("results", scale, "generated", row, "manifest.json"))
-    run = Path("results", scale, "runs", experiment_of(row))
-    if _formats is None or not isinstance(recorded, dict) or not run.is_dir():
+    digest = _run_digest(experiment_of(row), scale)
+    if digest is None or not isinstance(recorded, dict):
         return False
-    return "run_digest" in recorded and recorded["run_digest"] != _formats.run_digest(
-        run
-    )
+    return "run_digest" in recorded and recorded["run_digest"] != digest
 
 
 def metrics_are_stale(row, scale):
