@@ -35,7 +35,7 @@ def blobs_zoo(tmp_path_factory):
     _mmseg()
     from rpg.segmentation.collect import collect
 
-    cfg = get_zoo("mini/seg_nuclei").apply_overrides(
+    cfg = get_zoo("mini/seg_nuclei").override(
         {"dataset": dict(BLOBS), "phases": [], "num_checkpoints": 2, "save.every": 1, "batch_size": 3})
     out = tmp_path_factory.mktemp("seg") / "zoo"
     collect(cfg, out, progress=False, log=lambda *_: None)
@@ -60,7 +60,7 @@ def test_stand_in_ops_are_never_called_by_the_models_forward_and_backward(blobs_
         pytest.skip("the compiled mmcv is installed: no stand-in in use")
     import mmcv.ops
 
-    cfg = get_zoo("mini/seg_nuclei").apply_overrides({"dataset": dict(BLOBS)})
+    cfg = get_zoo("mini/seg_nuclei").override({"dataset": dict(BLOBS)})
     model, mm = seg.build_model(cfg, seed=0)
     train = seg.build_dataset(mm, cfg.data_spec, "train")
     val = seg.build_dataset(mm, cfg.data_spec, "val")

@@ -132,6 +132,23 @@ def resolve_config(args: argparse.Namespace) -> tuple[ZooConfig, DataConfig]:
     return cfg, DataConfig.from_sources(data_over)
 
 
+def domain_recipe(args: argparse.Namespace, cfg):
+    """A recipe of another domain (segmentation, language models) with this command's `--set` applied. Data
+    settings (DATA_KEYS) are left out: the workflow passes them to every collect job, and only the domains that
+    read datasets take them from the overrides themselves."""
+    if args.arch or args.dataset or args.arch_kwargs:
+        raise RPGInputError(f"--zoo {args.zoo}: a {cfg.domain} recipe takes no --arch/--dataset (edit the recipe)")
+    return cfg.override({k: v for k, v in parse_overrides(args.overrides).items() if k not in DATA_KEYS})
+
+
+def resolved_recipe(args: argparse.Namespace):
+    """The recipe this command collects with, as the zoo's manifest records it (`config`), of any domain. The
+    workflow compares the two to decide that a zoo is stale."""
+    if args.zoo and not isinstance(other := zoos.get_zoo(args.zoo), ZooConfig):
+        return domain_recipe(args, other)
+    return resolve_config(args)[0]
+
+
 def _main(args: argparse.Namespace) -> None:
     import json
 

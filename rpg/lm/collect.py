@@ -87,11 +87,22 @@ def train_adapter(cfg: DoraZooConfig, peft_model, tokenizer, device: torch.devic
     return losses
 
 
+def adapter_zoo_header(cfg: DoraZooConfig, params: int) -> dict:
+    """The manifest header of an adapter zoo: what evaluation rebuilds (the base model + this adapter config; the
+    zoo holds the adapter only), and the whole recipe under `config` (the workflow's staleness check reads it)."""
+    from rpg.zoos.collection import zoo_header
+
+    return zoo_header(cfg, {"name": "dora", "base_model": cfg.base_model, "rank": cfg.adapter.rank,
+                            "target_modules": list(cfg.adapter.target_modules), "layers": cfg.adapter.layers},
+                      {"name": cfg.task or "+".join(cfg.eval_tasks), "eval_tasks": list(cfg.eval_tasks)},
+                      params, domain=cfg.domain, config=cfg.to_dict())
+
+
 def collect_adapters(cfg: DoraZooConfig, out: str | Path, device: str = "auto", progress: bool | None = None,
                      log=print, model=None, tokenizer=None) -> list[Path]:
     """Collect (or find complete) a DoRA adapter zoo in OUT; returns [OUT]. `model`/`tokenizer`: an already built
     base model (tests), else cfg.model_dir is loaded."""
-    from rpg.zoos.collection import ZooManifest, zoo_header
+    from rpg.zoos.collection import ZooManifest
 
     out = Path(out)
     final = out / "manifest.json"
@@ -110,12 +121,7 @@ def collect_adapters(cfg: DoraZooConfig, out: str | Path, device: str = "auto", 
         scorer = Scorer(cfg, dev, model=peft_model, tokenizer=tokenizer)
     out.mkdir(parents=True, exist_ok=True)
     params = models.count_adapter_params(peft_model)
-    # what evaluation rebuilds: the base model + this adapter config (the zoo holds the adapter only)
-    header = zoo_header(cfg, {"name": "dora", "base_model": cfg.base_model, "rank": cfg.adapter.rank,
-                              "target_modules": list(cfg.adapter.target_modules), "layers": cfg.adapter.layers},
-                        {"name": cfg.task or "+".join(cfg.eval_tasks), "eval_tasks": list(cfg.eval_tasks)},
-                        params, domain=cfg.domain, config=cfg.to_dict())
-    manifest = ZooManifest(out, header)
+    manifest = ZooManifest(out, adapter_zoo_header(cfg, params))
     manifest.data["checkpoints"] = []   # no mid-run resume: a restarted run rewrites every checkpoint
     kept = {s: k for k, s in enumerate(cfg.kept_steps)}
     t0 = time.perf_counter()
@@ -149,12 +155,10 @@ def run_cli(cfg: DoraZooConfig, args) -> None:
     --out, --device, --threads, --print-config."""
     import json
 
-    from rpg.cli.common import parse_overrides, set_threads
-    from rpg.errors import RPGInputError
+    from rpg.cli.collect import domain_recipe
+    from rpg.cli.common import set_threads
 
-    if args.arch or args.dataset or args.arch_kwargs:
-        raise RPGInputError(f"--zoo {args.zoo}: a {cfg.domain} recipe takes no --arch/--dataset (edit the recipe)")
-    cfg = cfg.override(parse_overrides(args.overrides))
+    cfg = domain_recipe(args, cfg)
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return

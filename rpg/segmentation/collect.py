@@ -117,15 +117,12 @@ def run_cli(cfg: SegZooConfig, args) -> None:
     --print-config."""
     import json
 
+    from rpg.cli.collect import domain_recipe
     from rpg.cli.common import parse_overrides, resolve_device, set_threads
-    from rpg.errors import RPGInputError
     from rpg.zoos.datasets import DATA_KEYS, DataConfig
 
-    if args.arch or args.dataset or args.arch_kwargs:
-        raise RPGInputError(f"--zoo {args.zoo}: a segmentation recipe takes no --arch/--dataset (edit its config)")
-    overrides = parse_overrides(args.overrides)
-    cfg = cfg.apply_overrides({k: v for k, v in overrides.items() if k not in DATA_KEYS})
-    data_cfg = DataConfig.from_sources({k: v for k, v in overrides.items() if k in DATA_KEYS})
+    cfg = domain_recipe(args, cfg)
+    data_cfg = DataConfig.from_sources({k: v for k, v in parse_overrides(args.overrides).items() if k in DATA_KEYS})
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return

@@ -119,7 +119,7 @@ class SegZooConfig:
     def from_dict(cls, d: dict) -> SegZooConfig:
         return configs.from_dict(cls, d, "")
 
-    def apply_overrides(self, overrides: dict[str, Any]) -> SegZooConfig:
+    def override(self, overrides: dict[str, Any]) -> SegZooConfig:
         return SegZooConfig.from_dict(configs.apply_overrides(SegZooConfig, self.to_dict(), overrides))
 
     def run_cli(self, args) -> None:

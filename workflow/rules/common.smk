@@ -159,11 +159,6 @@ def set_flags(overrides):
     return " ".join(f"--set {shlex.quote(kv)}" for kv in overrides)
 
 
-def data_flags(wildcards):
-    """Dataset locations (config `data`) as --set overrides; unset keys keep the CLI/env default."""
-    return set_flags(f"{key}={value}" for key, value in config["data"].items())
-
-
 # ------------------------------------------------------------------------------------------ threads
 def job_threads():
     """A job's `threads:`: config `threads`, else every core (Snakemake caps it at --cores)."""
@@ -182,7 +177,17 @@ def threads_flag(wildcards, threads):
 
 
 # ------------------------------------------------------------------------------------------- zoos
+def data_overrides():
+    """Dataset locations (config `data`) as overrides; unset keys keep the CLI/env default."""
+    return [f"{key}={value}" for key, value in config["data"].items()]
+
+
+def data_flags(wildcards):
+    return set_flags(data_overrides())
+
+
 def collect_flags(wildcards):
+    """`collect.set` and the zoo's own `set` (after data_flags and lm_flags: collect_overrides)."""
     return set_flags(config["collect"]["set"] + ZOOS[wildcards.zoo].get("set", []))
 
 
@@ -389,29 +394,38 @@ def _zoo_config(zoo, scale):
     return manifest.get("config") if isinstance(manifest, dict) else None
 
 
+def collect_overrides(zoo, scale):
+    """The --set overrides of a zoo's `rpg collect`, in the rule's order (data_flags, lm_flags,
+    collect_flags; a later one wins): data locations, a language-model zoo's lm_root, `collect.set`,
+    the zoo's own `set`."""
+    return (
+        data_overrides()
+        + lm_overrides(zoo, scale)
+        + config["collect"]["set"]
+        + ZOOS[zoo].get("set", [])
+    )
+
+
 @functools.lru_cache(maxsize=None)
 def zoo_is_stale(zoo, scale):
-    """The zoo manifest records another resolved recipe than the collect job would use now (its own
-    resolution: recipe, `collect.set`, the zoo's `set`): Snakemake recollects it (its recipe digest
-    or flags changed). Recipes of other domains collect through their own CLI: not compared.
+    """The zoo manifest records another resolved recipe than the collect job would use now (the CLI's
+    own resolution of recipe and overrides, any domain): Snakemake recollects it (its recipe digest or
+    flags changed).
     """
     recorded = _zoo_config(zoo, scale)
     if _collect_cli is None or recorded is None:
         return False
-    recipe = ZOOS[zoo]["recipe"]
-    overrides = config["collect"]["set"] + ZOOS[zoo].get("set", [])
-    argv = ["--zoo", recipe] + [a for kv in overrides for a in ("--set", kv)]
+    overrides = collect_overrides(zoo, scale)
+    argv = ["--zoo", ZOOS[zoo]["recipe"]] + [
+        a for kv in overrides for a in ("--set", kv)
+    ]
     # a bad recipe or `set` is reported by the collect job itself, with its own message
     try:
-        if not isinstance(_collect_cli.zoos.get_zoo(recipe), _collect_cli.ZooConfig):
-            return False
-        cfg, _ = _collect_cli.resolve_config(
-            _collect_cli.build_parser().parse_args(argv)
-        )
+        cfg = _collect_cli.resolved_recipe(_collect_cli.build_parser().parse_args(argv))
     except (_RecordError, SystemExit):
         return False
     now = json.loads(json.dumps(cfg.to_dict()))
-    return now != _normalised(_collect_cli.ZooConfig, recorded)
+    return now != _normalised(type(cfg), recorded)
 
 
 @functools.lru_cache(maxsize=None)

@@ -49,8 +49,11 @@ def lm_row_inputs(wildcards):
     return lm_inputs_of(zoo_of(wildcards.row), wildcards.scale)
 
 
+def lm_overrides(zoo, scale):
+    """`lm_root=...` for a language-model zoo's `rpg collect` (collect_overrides puts it before `set`)."""
+    return [f"lm_root=results/{scale}/lm"] if zoo in LM_ZOOS else []
+
+
 def lm_flags(wildcards):
     """`--set lm_root=...` for a language-model zoo's `rpg collect` (before its own `set`)."""
-    if wildcards.zoo not in LM_ZOOS:
-        return ""
-    return set_flags([f"lm_root=results/{wildcards.scale}/lm"])
+    return set_flags(lm_overrides(wildcards.zoo, wildcards.scale))
