@@ -47,3 +47,4 @@ rule all:
     input:
         expand("results/{table}.{ext}", table=TABLES, ext=["csv", "png"]),
         expand("results/{bench}.{ext}", bench=BENCHMARKS, ext=["json", "png"]),
+        expand("results/claims.{ext}", ext=["csv", "md"] if CLAIM_TABLES else []),

@@ -254,6 +254,9 @@ def all_jobs(cfg: dict) -> dict[str, int]:
               "table": len(cfg["tables"]), "publish_table": len(cfg["tables"]), "all": 1}
     if benches:
         counts.update(memory=len(benches), publish_memory=len(benches))
+    from rpg.tables.claims import CLAIMS
+    if {n for c in CLAIMS for n in c.tables} & set(cfg["tables"]):
+        counts["claims"] = 1
     # language-model zoos (Tab. 3) also need their converted base model and local lm-eval task, once each
     from rpg.lm.config import LM_MODELS, DoraZooConfig
     from rpg.zoos.recipes import load_recipe
@@ -314,7 +317,7 @@ def test_dry_run_smoke_tables(tmp_path, table):
 def test_dry_run_all_smoke(tmp_path):
     out = snakemake(workdir_with(tmp_path, SMOKE_CONFIG), "-n").stdout
     assert job_counts(out) == {"collect": 2, "train": 3, "generate": 5, "evaluate": 5, "table": 3,
-                               "publish_table": 3, "all": 1}
+                               "publish_table": 3, "claims": 1, "all": 1}
 
 
 def test_dry_run_paper_commands(tmp_path):

@@ -593,6 +593,15 @@ def paper_flag(wildcards, input):
     return f"--paper {shlex.quote(input.paper[0])}" if input.paper else ""
 
 
+# ------------------------------------------------------------------------------------------- claims
+try:
+    from rpg.tables.claims import CLAIMS as _CLAIMS
+except ImportError:  # a checkout without the claims report
+    _CLAIMS = ()
+# the configured tables some claim reads: `rule claims` judges the claims from their published CSVs
+CLAIM_TABLES = [t for t in dict.fromkeys(n for c in _CLAIMS for n in c.tables) if t in TABLES]
+
+
 # --------------------------------------------------------------------------------------- benchmarks
 def bench_zoo(wildcards):
     """The benchmark's zoo manifest, pinned unless the zoo is being recollected."""

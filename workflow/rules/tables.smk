@@ -61,3 +61,26 @@ rule publish_table:
         "../envs/rpg.yaml"
     shell:
         "(cp {input.csv} {output.csv} && cp {input.png} {output.png}) > {log} 2>&1"
+
+
+rule claims:
+    """results/claims.csv + .md: which of the paper's claims hold, judged by `rpg claims` (rules stated in
+    rpg/tables/claims.py and in the report) from the published tables of the configured scale. A claim
+    whose table is not configured is reported as not built (inconclusive).
+    """
+    input:
+        tables=expand("results/{table}.csv", table=CLAIM_TABLES),
+    output:
+        csv=report(
+            "results/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+        md="results/claims.md",
+    log:
+        "results/logs/claims.log",
+    localrule: True
+    conda:
+        "../envs/rpg.yaml"
+    shell:
+        "python -m rpg claims --tables {input.tables} --out {output.csv} --md {output.md} > {log} 2>&1"
