@@ -599,7 +599,9 @@ try:
 except ImportError:  # a checkout without the claims report
     _CLAIMS = ()
 # the configured tables some claim reads: `rule claims` judges the claims from their published CSVs
-CLAIM_TABLES = [t for t in dict.fromkeys(n for c in _CLAIMS for n in c.tables) if t in TABLES]
+CLAIM_TABLES = [
+    t for t in dict.fromkeys(n for c in _CLAIMS for n in c.tables) if t in TABLES
+]
 
 
 # --------------------------------------------------------------------------------------- benchmarks
