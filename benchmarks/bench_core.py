@@ -45,7 +45,7 @@ def bench(zoo_name: str, zoo_dir: Path, kind: str, reps: int, bf16: bool, gen: b
     cfg = preset_config("tiny", over)
     run = zoo_dir.parent / f".bench_{zoo_name}"
     run.mkdir(exist_ok=True)
-    tok, tokens = tokenize_zoo(Zoo(zoo_dir), 256, "layer", run)
+    tok, tokens = tokenize_zoo(Zoo(zoo_dir), cfg.tokenizer, run)
     tokens = torch.from_numpy(tokens[:])
     torch.manual_seed(0)
     model = RPG(cfg, tok.layer_ids, tok.token_ids, tokens.shape[0])

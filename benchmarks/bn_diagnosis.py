@@ -5,7 +5,9 @@ For a zoo and a generated set of a BatchNorm network, scores every generated mod
   statistics; and with only its conv/linear/BN-affine weights replaced by the zoo's nearest original (the
   statistics kept). A gap that closes under the first swap comes from the generated running statistics. Also
   prints how far the generated running statistics lie from the zoo's spread, per layer (z-score of the
-  log-variance).
+  log-variance). Two more swaps split the weights by shape: the 1-D tensors (norm affine parameters, biases)
+  and the matrices/kernels, each taken from the nearest original, the rest kept; for a network without running
+  statistics (GroupNorm ResNet-50) they say which part of the generated weights holds the error.
 
     python benchmarks/bn_diagnosis.py --zoo results/mini/zoos/resnet18 --generated results/mini/generated/resnet18
 
@@ -48,7 +50,10 @@ def main(argv=None) -> None:
     step = max(1, len(zoo.refs) // a.originals)
     orig_acc = [dom.score(originals[i], str(zoo.refs[i].path), zoo.refs[i]).metric
                 for i in range(0, len(zoo.refs), step)]
-    names = ("as generated", "zoo-mean BN stats", "nearest original's weights")
+    vec_keys = [k for k in w_keys if ref[k].dim() == 1]
+    mat_keys = [k for k in w_keys if ref[k].dim() > 1]
+    names = ("as generated", "zoo-mean BN stats", "nearest original's weights",
+             "nearest original's 1-D tensors", "nearest original's matrices/kernels")
     scores: dict[str, list[float]] = {n: [] for n in names}
     for r in gen.refs:
         sd = io.load_state_dict(r.path)
@@ -58,14 +63,16 @@ def main(argv=None) -> None:
         flat = torch.cat([sd[k].flatten() for k in w_keys])
         near = originals[int((zoo_w - flat).norm(dim=1).argmin())]
         from_original = dom.score({**sd, **{k: near[k] for k in w_keys}}, str(r.path), r).metric
+        vec = dom.score({**sd, **{k: near[k] for k in vec_keys}}, str(r.path), r).metric
+        mat = dom.score({**sd, **{k: near[k] for k in mat_keys}}, str(r.path), r).metric
         # z-score of the generated log running_var against the zoo's per-element spread, averaged per model
-        z = statistics.mean(float(((sd[k].double().clamp_min(1e-12).log() - mu) / sd_).abs().mean())
-                            for k, (mu, sd_) in logvar.items())
-        for n, v in zip(names, (as_is, swapped, from_original)):
+        z = statistics.mean([float(((sd[k].double().clamp_min(1e-12).log() - mu) / sd_).abs().mean())
+                             for k, (mu, sd_) in logvar.items()] or [float("nan")])
+        for n, v in zip(names, (as_is, swapped, from_original, vec, mat)):
             scores[n].append(v)
         print(f"{r.path.name}: as generated {as_is:.2f}  zoo-mean BN stats {swapped:.2f}  "
-              f"nearest original's weights + generated stats {from_original:.2f}  "
-              f"|z| of log running_var {z:.2f}", flush=True)
+              f"nearest original's weights + generated stats {from_original:.2f}  1-D {vec:.2f}  "
+              f"matrices {mat:.2f}  |z| of log running_var {z:.2f}", flush=True)
     om = statistics.mean(orig_acc)
     print(f"originals ({len(orig_acc)} scored): mean {om:.2f}")
     for n, vals in scores.items():

@@ -123,7 +123,7 @@ def build(workload: str, zoo_root: Path):
     cfg = preset_config(preset, {**over, "train.precision": "fp32"})
     run = zoo_root / f".profile_{zoo_name}"
     run.mkdir(exist_ok=True)
-    tok, tokens = tokenize_zoo(Zoo(zoo_dir), cfg.tokenizer.token_size, "layer", run)
+    tok, tokens = tokenize_zoo(Zoo(zoo_dir), cfg.tokenizer, run)
     tokens = torch.from_numpy(tokens[:])
     torch.manual_seed(0)
     model = RPG(cfg, tok.layer_ids, tok.token_ids, tokens.shape[0])

@@ -26,6 +26,7 @@ in ~150 lines over `typing.get_type_hints`, and the dataclasses stay the one sch
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -142,8 +143,33 @@ def from_dict(cls: type, d: Any, where: str = ""):
     return cls(**{k: check_value(v, hints[k], _key(where, k)) for k, v in d.items()})
 
 
-def to_dict(obj: Any) -> dict:
-    return dataclasses.asdict(obj)
+ADDED_LATER = "omit_at_default"
+
+
+def added_later(default_factory: Any, **kw: Any) -> Any:
+    """A field added after configs were recorded: `to_dict` leaves it out while it holds its default.
+
+    Recorded configs (a run's config.json, Snakemake's params) then stay equal to what this version writes for
+    the same settings, so adding a switch does not make every existing run look changed and retrain it, while
+    a run that turns the switch on records it. `from_dict` fills the default in for a record without it."""
+    return dataclasses.field(default_factory=default_factory, metadata={ADDED_LATER: True}, **kw)
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass as plain dicts and lists (dataclasses.asdict), without `added_later` fields at their default."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get(ADDED_LATER) and value == f.default_factory():
+                continue
+            out[f.name] = to_dict(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_dict(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return copy.deepcopy(obj)
 
 
 def _step(hint: Any, node: Any, part: str, path: str, here: str, where: str) -> tuple[Any, Any]:

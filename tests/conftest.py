@@ -7,6 +7,19 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _originals_cache(tmp_path_factory):
+    """`rpg evaluate` caches the originals' scores (rpg.evaluation.cache); the suite keeps its own cache, so
+    it neither reads a developer's ~/.cache nor leaves files there (subprocesses inherit the variable)."""
+    old = os.environ.get("RPG_CACHE_DIR")
+    os.environ["RPG_CACHE_DIR"] = str(tmp_path_factory.mktemp("rpg_cache"))
+    yield
+    if old is None:
+        os.environ.pop("RPG_CACHE_DIR", None)
+    else:
+        os.environ["RPG_CACHE_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def _threads(request):
     """The suite is sized for 2 cores. A test module can ask for fewer with TORCH_THREADS (tiny models run

@@ -128,3 +128,18 @@ def test_collect_cli_takes_a_recipe_file(tmp_path, capsys):
     assert cli_collect.main(["--zoo", str(f), "--print-config", "--set", "substitute_for=none"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["num_checkpoints"] == 4 and printed["name"] == "z" and printed["substitute_for"] is None
+
+
+def test_a_switch_added_later_stays_out_of_recorded_configs_at_its_default():
+    """tokenizer.center was added after runs were recorded: at its default the resolved config is what it was
+    before (so Snakemake's params trigger does not retrain every run); set, it is recorded and read back."""
+    from rpg.generator.config import RPGConfig, preset_config
+    plain = preset_config("mini").to_dict()
+    assert "center" not in plain["tokenizer"]
+    assert RPGConfig.from_dict(plain).tokenizer.center == []
+    centred = preset_config("mini", {"tokenizer.center": '["running_mean", "running_var"]'})
+    rec = centred.to_dict()
+    assert rec["tokenizer"]["center"] == ["running_mean", "running_var"]
+    assert RPGConfig.from_dict(rec) == centred
+    with pytest.raises(RPGInputError, match="tokenizer.center"):
+        preset_config("mini", {"tokenizer.center": '["1.running_mean"]'})

@@ -129,3 +129,72 @@ def test_incompatible_checkpoints_name_file_and_key():
         check_compatible("ck1", a, "ck2", {"w": torch.zeros(3, 4), "b": torch.zeros(3)})
     with pytest.raises(RPGInputError, match="ck2.*'b'.*missing"):
         check_compatible("ck1", a, "ck2", {"w": torch.zeros(3, 3)})
+
+
+def _bn_zoo(n: int = 6):
+    """Checkpoints of a conv+BN net whose running statistics differ widely across channels but little across
+    checkpoints (one training trajectory), as in the mini ResNet-18 zoo."""
+    m = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16))
+    g = torch.Generator().manual_seed(0)
+    base_mean, base_var = torch.randn(16, generator=g) * 3, torch.rand(16, generator=g) * 4 + 0.1
+    out = []
+    for i in range(n):
+        sd = {k: v.clone() for k, v in m.state_dict().items()}
+        sd["1.running_mean"] = base_mean + 0.01 * torch.randn(16, generator=g)
+        sd["1.running_var"] = base_var * (1 + 0.01 * torch.randn(16, generator=g))
+        out.append((f"c{i}", sd))
+    return out
+
+
+def test_centred_roundtrip_bit_exact(models):
+    model = models["resnet18"]
+    zoo = _zoo(model, 3)
+    tok = ParamTokenizer.fit(zoo, 8192, "layer", center=("running_mean", "running_var"))
+    assert set(tok.centers) == {k for k in model.state_dict() if k.endswith(("running_mean", "running_var"))}
+    for ckpt, sd in zoo:
+        back = tok.detokenize(tok.tokenize(sd))
+        for k in sd:
+            assert back[k].dtype == sd[k].dtype and torch.equal(back[k], sd[k]), (ckpt, k)
+
+
+def test_centred_statistics_are_per_element_with_the_pooled_residual_std():
+    zoo = _bn_zoo()
+    tok = ParamTokenizer.fit(zoo, 16, center=("running_mean",))
+    x = torch.stack([sd["1.running_mean"].double() for _, sd in zoo])       # (N, 16)
+    lay = {layer.key: layer for layer in tok.layers}["1.running_mean"]
+    assert torch.allclose(tok.centers["1.running_mean"], x.mean(0))
+    assert lay.mean == 0.0
+    assert lay.std == pytest.approx(float(((x - x.mean(0)) ** 2).sum(0).div(len(x) - 1).mean().sqrt()))
+    # the normalised zoo has mean 0 per element and unit pooled variance
+    flat = torch.stack([tok.normalize(sd) for _, sd in zoo])
+    off = tok.offsets[[layer.key for layer in tok.layers].index("1.running_mean")]
+    part = flat[:, off:off + 16]
+    assert part.mean(0).abs().max() < 1e-9
+    assert float(part.var(0).mean()) == pytest.approx(1.0)
+
+
+def test_centring_shrinks_a_token_error_to_the_zoo_spread():
+    """The same error in token space moves a centred statistic by a fraction of the zoo's spread between
+    checkpoints, and an uncentred one by a fraction of the spread across channels (far wider)."""
+    zoo = _bn_zoo()
+    errors = {}
+    for center in ((), ("running_mean", "running_var")):
+        tok = ParamTokenizer.fit(zoo, 16, center=center)
+        t = tok.tokenize(zoo[0][1])
+        back = tok.detokenize(t + 0.1 * tok.mask)                             # every real value off by 0.1
+        errors[center] = {k: float((back[k] - zoo[0][1][k]).abs().max()) for k in ("1.running_mean", "1.running_var")}
+    between = float(torch.stack([sd["1.running_mean"] for _, sd in zoo]).std(0).mean())
+    centred, plain = errors[("running_mean", "running_var")], errors[()]
+    assert centred["1.running_mean"] < 0.2 * between < plain["1.running_mean"]
+    assert centred["1.running_var"] < plain["1.running_var"] / 10
+
+
+def test_centred_tokenizer_save_load(tmp_path):
+    zoo = _bn_zoo()
+    tok = ParamTokenizer.fit(zoo, 16, center=("running_var",))
+    tok.save(tmp_path / "t.safetensors")
+    tok2 = ParamTokenizer.load(tmp_path / "t.safetensors")
+    assert list(tok2.centers) == ["1.running_var"]
+    x = tok.tokenize(zoo[2][1])
+    assert torch.equal(tok2.tokenize(zoo[2][1]), x)
+    assert all(torch.equal(a, b) for a, b in zip(tok2.detokenize(x).values(), zoo[2][1].values()))

@@ -8,6 +8,9 @@ test samples, which the IoU similarity of App. B.4 compares.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import torch
 from torch import nn
 
@@ -100,6 +103,22 @@ class ClassificationDomain:
         self.classes = self.evaluator.data.test.targets.long()
         # test samples per original class: the majority-label reference of a binary task is computed from it
         self.label_counts = torch.bincount(self.classes, minlength=self.evaluator.data.num_classes).tolist()
+
+    def fingerprint(self) -> str:
+        """What a score depends on besides the weights: architecture, test data and evaluation settings
+        (rpg.evaluation.cache). In-memory test images are hashed whole; a folder (ImageNet) by its file list."""
+        from rpg.zoos.datasets import MemorySource
+        ev = self.evaluator
+        test = ev.data.test
+        h = hashlib.sha256(json.dumps({"arch": ev.arch, "spec": repr(ev.spec), "batch": ev.batch_size,
+                                       "channels_last": ev.channels_last, "device": ev.device.type,
+                                       "source": type(test.source).__name__}, sort_keys=True, default=str).encode())
+        h.update(test.indices.numpy().tobytes() + test.targets.numpy().tobytes())
+        if isinstance(test.source, MemorySource):
+            h.update(test.source.images.contiguous().numpy().tobytes())
+        else:
+            h.update(json.dumps([str(p) for p, _ in test.source.dataset.samples]).encode())
+        return h.hexdigest()
 
     def score(self, state_dict: dict[str, torch.Tensor], source: str, ref: formats.ModelRef) -> Outcome:
         wrong = self.evaluator.wrong(state_dict, source, ref.task)

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from rpg import formats, io
 from rpg.errors import RPGInputError
+from rpg.evaluation.cache import cached_scores
 from rpg.evaluation.classification import predict  # noqa: F401  (rpg.zoos.collection imports it from here)
 from rpg.evaluation.domains import Outcome, make_domain
 from rpg.evaluation.similarity import PAPER_NOISE_LEVELS, similarity
@@ -136,7 +137,7 @@ def evaluate_zoo(
         return [domain.score(io.load_state_dict(r.path), str(r.path), r)
                 for r in tqdm(refs, desc=desc, leave=False, disable=disable, file=sys.stderr)]
 
-    out_o = score_all(originals, "originals")
+    out_o = cached_scores(domain, originals, lambda refs: score_all(refs, "originals"))
     out_g = score_all(gen_refs, "generated") if gen_refs else []
     result: dict[str, Any] = {
         "format": formats.EVAL_FORMAT,

@@ -20,10 +20,17 @@ from rpg.errors import RPGInputError
 class TokenizerConfig:
     token_size: int = 8192           # d: values per token
     strategy: str = "layer"          # layer (RPG) | flatten (p-diff) | channel (SANE-style), paper Fig. 4
+    # Tensors normalised per element around the zoo's mean instead of by per-layer constants, named by the last
+    # part of their key (e.g. running_mean). Not in the paper or the official code (empty = faithful); the `mini`
+    # preset centres the BatchNorm running statistics (docs/presets.md, docs/faithfulness.md).
+    center: list[str] = configs.added_later(list)
 
     def validate(self) -> None:
         _check_choice("tokenizer.strategy", self.strategy, ("layer", "flatten", "channel"))
         _check_positive("tokenizer.token_size", self.token_size)
+        if any(not isinstance(k, str) or not k or "." in k for k in self.center):
+            raise RPGInputError(f"tokenizer.center={self.center!r}: expected key suffixes such as running_mean "
+                                "(no dots)")
 
 
 @dataclass
@@ -201,7 +208,7 @@ class RPGConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return configs.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> RPGConfig:

@@ -7,6 +7,10 @@ A state_dict becomes a sequence of L tokens of d values:
 2. Each generated tensor is z-normalised with per-layer constants that are averages over the whole zoo of the
    per-checkpoint mean and (unbiased) std, so the differences between checkpoints survive. ``running_var``
    first goes through ``log(v / pre_mean + 0.05)`` with ``pre_mean = 0.95 * mean(v)`` (official code).
+   A *centred* tensor (``center``, our switch, not in the paper) is instead normalised per element: minus the
+   zoo's mean of that element, divided by the residuals' std pooled over the tensor. For tensors the zoo barely
+   moves (BatchNorm running statistics) the per-layer std is the spread *across* elements, far wider than the
+   spread between checkpoints, and the generator's error, a fraction of that std, is what lands on the network.
 3. The normalised values are cut into tokens by one of three strategies (paper Fig. 4):
    ``layer`` (RPG: each tensor flattened and cut into d-sized tokens, last one padded; tokens never cross
    tensors), ``flatten`` (p-diff: all tensors concatenated, only the tail padded) and ``channel`` (SANE-style:
@@ -78,10 +82,12 @@ class ParamTokenizer:
     """Maps state_dicts of one architecture to [L, d] token tensors and back."""
 
     def __init__(self, layers: list[Layer], copied: dict[str, torch.Tensor], key_order: list[str],
-                 token_size: int, strategy: str = "layer"):
+                 token_size: int, strategy: str = "layer", centers: dict[str, torch.Tensor] | None = None):
         if strategy not in ("layer", "flatten", "channel"):
             raise RPGInputError(f"tokenizer.strategy={strategy!r}: expected layer, flatten or channel")
         self.layers, self.copied, self.key_order = layers, copied, key_order
+        # key -> the zoo's per-element mean (float64, flat, after the log transform) of a centred tensor
+        self.centers = {k: v.to(torch.float64).reshape(-1) for k, v in (centers or {}).items()}
         self.token_size, self.strategy = token_size, strategy
         self._build_layout()
 
@@ -138,10 +144,13 @@ class ParamTokenizer:
     # ---------------------------------------------------------------------------------------- fitting
     @classmethod
     def fit(cls, state_dicts: Iterable[tuple[str, dict[str, torch.Tensor]]], token_size: int,
-            strategy: str = "layer") -> ParamTokenizer:
-        """Per-layer statistics averaged over a zoo. `state_dicts` yields (name, state_dict); each is seen once."""
+            strategy: str = "layer", center: Iterable[str] = ()) -> ParamTokenizer:
+        """Per-layer statistics averaged over a zoo. `state_dicts` yields (name, state_dict); each is seen once.
+        Tensors whose key ends in `.S` for S in `center` are centred per element (module docstring)."""
         ref_name, ref = None, None
         sums: dict[str, list[float]] = {}
+        suffixes = tuple(center)
+        raw: dict[str, list[torch.Tensor]] = {}   # centred key -> its values in every checkpoint (small tensors)
         n = 0
         for name, sd in state_dicts:
             if ref is None:
@@ -169,22 +178,33 @@ class ParamTokenizer:
                 acc = sums.setdefault(k, [0.0, 0.0, 0.0])
                 for j, a in enumerate(stats):
                     acc[j] += a
+                if k.rsplit(".", 1)[-1] in suffixes:
+                    raw.setdefault(k, []).append(v.detach().to(torch.float64).reshape(-1))
             n += 1
         if ref is None:
             raise RPGInputError("no checkpoints to fit the tokenizer on")
-        layers, copied = [], {}
+        layers, copied, centers = [], {}, {}
         for k, v in ref.items():
             if is_generated(k, v):
                 m, s, p = (a / n for a in sums[k])
                 if not (math.isfinite(m) and math.isfinite(p)):   # finite per checkpoint, overflowing in the sum
                     raise RPGInputError(f"{ref_name}: key {k!r}: the zoo average of its statistics is not finite")
+                kind = LOGVAR if "running_var" in k else NORMAL
+                if k in raw:
+                    # the same transform as `normalize` (the zoo's pre_mean), then per-element mean and the
+                    # residual std pooled over elements (unbiased; one checkpoint has none: std 1)
+                    x = torch.stack(raw[k])                                   # (N, numel)
+                    if kind == LOGVAR:
+                        x = torch.log(x / p + 0.05)
+                    centers[k] = x.mean(0)                                    # (numel,)
+                    m = 0.0
+                    s = float(x.var(0).mean().sqrt()) if len(x) > 1 else 1.0
                 if not math.isfinite(s) or s < _STD_FLOOR:
                     s = 1.0
-                kind = LOGVAR if "running_var" in k else NORMAL
                 layers.append(Layer(k, tuple(v.shape), v.dtype, kind, m, s, p))
             else:
                 copied[k] = v.detach().clone()
-        return cls(layers, copied, list(ref), token_size, strategy)
+        return cls(layers, copied, list(ref), token_size, strategy, centers)
 
     # ---------------------------------------------------------------------------------------- transforms
     def normalize(self, sd: dict[str, torch.Tensor], dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -194,8 +214,10 @@ class ParamTokenizer:
             x = sd[layer.key].detach().to(torch.float64).reshape(-1)
             if layer.kind == LOGVAR:
                 x = torch.log(x / layer.pre_mean + 0.05)
+            # a centred tensor's mean is per element (layer.mean is 0 then)
+            mean = self.centers.get(layer.key, layer.mean)
             # x/std - mean/std (not (x-mean)/std): an exact zero or a constant tensor then survives the round trip
-            parts.append((x / layer.std - layer.mean / layer.std).to(dtype))
+            parts.append((x / layer.std - mean / layer.std).to(dtype))
         return torch.cat(parts)
 
     def tokenize(self, sd: dict[str, torch.Tensor], dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -221,7 +243,8 @@ class ParamTokenizer:
         out: dict[str, torch.Tensor] = {}
         generated = {}
         for li, layer in enumerate(self.layers):
-            x = (flat[self.offsets[li]:self.offsets[li + 1]] + layer.mean / layer.std) * layer.std
+            mean = self.centers.get(layer.key, layer.mean)
+            x = (flat[self.offsets[li]:self.offsets[li + 1]] + mean / layer.std) * layer.std
             if layer.kind == LOGVAR:
                 x = torch.clamp(torch.exp(x) - 0.05, min=0.001) * layer.pre_mean
             generated[layer.key] = x.reshape(layer.shape).to(layer.dtype)
@@ -237,11 +260,14 @@ class ParamTokenizer:
         }
         for i, k in enumerate(self.copied):
             tensors[f"copied.{i}"] = self.copied[k]
+        for i, k in enumerate(self.centers):
+            tensors[f"center.{i}"] = self.centers[k]
         meta = {
             "token_size": self.token_size, "strategy": self.strategy, "key_order": self.key_order,
             "layers": [[lay.key, list(lay.shape), str(lay.dtype).removeprefix("torch."), lay.kind]
                        for lay in self.layers],
             "copied": list(self.copied),
+            "centered": list(self.centers),
         }
         return tensors, {"rpg_tokenizer": json.dumps(meta)}
 
@@ -252,7 +278,9 @@ class ParamTokenizer:
         layers = [Layer(k, tuple(shape), getattr(torch, dt), kind, *stats[i])
                   for i, (k, shape, dt, kind) in enumerate(meta["layers"])]
         copied = {k: tensors[f"copied.{i}"] for i, k in enumerate(meta["copied"])}
-        return cls(layers, copied, meta["key_order"], meta["token_size"], meta["strategy"])
+        # "centered" is absent from tokenizers written before the switch existed: none centred
+        centers = {k: tensors[f"center.{i}"] for i, k in enumerate(meta.get("centered", []))}
+        return cls(layers, copied, meta["key_order"], meta["token_size"], meta["strategy"], centers)
 
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rpg import formats, io, optim
+from rpg import configs, formats, io, optim
 from rpg.cli.common import use_bf16
 from rpg.errors import RPGInputError
-from rpg.generator.config import RPGConfig
+from rpg.generator.config import RPGConfig, TokenizerConfig
 from rpg.generator.model import RPG
 from rpg.generator.tokenizer import ParamTokenizer
 from rpg.memory import PeakMemory
@@ -83,11 +83,13 @@ class Zoo:
             yield str(f), io.load_state_dict(f)
 
 
-def tokenize_zoo(zoo: Zoo, token_size: int, strategy: str, run_dir: Path,
+def tokenize_zoo(zoo: Zoo, tcfg: TokenizerConfig, run_dir: Path,
                  fingerprint: str | None = None) -> tuple[ParamTokenizer, np.ndarray]:
     """Fit the per-layer statistics, tokenize every checkpoint once, write tokenizer + tokens.npy (cached)."""
     tok_path, arr_path, fp_path = run_dir / "tokenizer.safetensors", run_dir / "tokens.npy", run_dir / "zoo.json"
-    fp = {"fingerprint": fingerprint or zoo.fingerprint(), "token_size": token_size, "strategy": strategy}
+    token_size = tcfg.token_size
+    # the cache key: the zoo's contents and every tokenizer setting (to_dict leaves out switches at default)
+    fp = {"fingerprint": fingerprint or zoo.fingerprint(), **configs.to_dict(tcfg)}
     if tok_path.is_file() and arr_path.is_file() and fp_path.is_file() and io.read_json(fp_path) == fp:
         return ParamTokenizer.load(tok_path), np.load(arr_path, mmap_mode="r")
     # keep loaded checkpoints for the second pass when they are small; otherwise load each twice
@@ -101,7 +103,7 @@ def tokenize_zoo(zoo: Zoo, token_size: int, strategy: str, run_dir: Path,
                 cache.append(sd)
             yield name, sd
 
-    tok = ParamTokenizer.fit(first_pass(), token_size, strategy)
+    tok = ParamTokenizer.fit(first_pass(), token_size, tcfg.strategy, tcfg.center)
     with io.atomic_path(arr_path) as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                         shape=(len(zoo.files), tok.num_tokens, token_size))
@@ -233,12 +235,12 @@ def _train(cfg: RPGConfig, zoo_dir, run_dir: Path, device: str, eval_fn, eval_nu
         for stale in ("train_state.pt", "log.jsonl", "generator.safetensors"):
             (run_dir / stale).unlink(missing_ok=True)
     torch.manual_seed(tc.seed)
-    tok, tokens = (tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir, fingerprint)
+    tok, tokens = (tokenize_zoo(zoo, cfg.tokenizer, run_dir, fingerprint)
                    if rank == 0 else (None, None))
     if world > 1:
         torch.distributed.barrier()
         if rank:
-            tok, tokens = tokenize_zoo(zoo, cfg.tokenizer.token_size, cfg.tokenizer.strategy, run_dir, fingerprint)
+            tok, tokens = tokenize_zoo(zoo, cfg.tokenizer, run_dir, fingerprint)
     if tokens.nbytes <= _IN_MEMORY_BYTES:
         tokens = torch.from_numpy(np.array(tokens))                  # (N, L, d) copied into RAM
     num_perm = max(zoo.permutations) + 1

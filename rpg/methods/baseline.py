@@ -169,10 +169,11 @@ class ZooData:
 
 
 def load_zoo(zoo_dir: str | os.PathLike, run_dir: Path) -> ZooData:
+    from rpg.generator.config import TokenizerConfig
     from rpg.generator.training import Zoo, tokenize_zoo
     zoo = Zoo(zoo_dir)
     fp = zoo.fingerprint()
-    tok, tokens = tokenize_zoo(zoo, _FLAT_TOKEN, "flatten", run_dir, fp)
+    tok, tokens = tokenize_zoo(zoo, TokenizerConfig(_FLAT_TOKEN, "flatten"), run_dir, fp)
     x = torch.from_numpy(np.array(tokens)).reshape(len(zoo.files), -1)[:, :tok.num_params]   # (N, P)
     cks = zoo.manifest.get("checkpoints") or []
     accs = [c.get("accuracy") if isinstance(c, dict) else None for c in cks] or [None] * len(zoo.files)
