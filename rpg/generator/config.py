@@ -267,7 +267,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Our CPU preset (not in the paper): Tiny's token size and Mamba2 width, a narrower denoiser, a larger
     # learning rate, a token subset per step and DDIM sampling; choices measured in docs/presets.md.
     "mini": {
-        "tokenizer": {"token_size": 256},
+        # BatchNorm running statistics normalised per element around the zoo mean: with the per-layer z-score
+        # the generated ones lay 1.8-2.4 zoo stds off (0.9 centred) and spread the mini ResNet-18's models
+        # (std 0.58 -> 0.35; docs/presets.md). Tensors of other names are normalised as in the paper.
+        "tokenizer": {"token_size": 256, "center": ["running_mean", "running_var"]},
         "recurrent": {"d_model": [256, 256], "d_state": 32},
         "denoiser": {"channels": [1, 32, 64, 32, 1]},
         # DDIM with eta = 1 is ancestral (DDPM-like) sampling on a 100-step grid: measured on the digits zoo
