@@ -215,27 +215,33 @@ def measure(method: str, preset: str, size: str, steps: int, batch: int, cap: in
 def project(records: list[dict]) -> None:
     """Peak of an OOM run projected from a power-law fit (log peak vs log params) of the method's fitted runs."""
     import numpy as np
-    for method in {r["method"] for r in records}:
-        ok = [r for r in records if r["method"] == method and r["status"] == "ok" and r.get("params")
+    for label in {_label(r) for r in records}:
+        ok = [r for r in records if _label(r) == label and r["status"] == "ok" and r.get("params")
               and r.get("peak_bytes", 0) > 0]
         if len(ok) < 2:
             continue
         slope, icpt = np.polyfit(np.log([r["params"] for r in ok]), np.log([r["peak_bytes"] for r in ok]), 1)
         for r in records:
-            if r["method"] == method:
+            if _label(r) == label:
                 r["growth_exponent"] = round(float(slope), 3)
                 if r["status"] != "ok" and r.get("params"):
                     r["projected_peak_bytes"] = float(math.exp(icpt + slope * math.log(r["params"])))
 
 
+def _label(r: dict) -> str:
+    return f"{r['method']}:{r['preset']}" if r.get("preset") else r["method"]
+
+
 def summarise(records: list[dict]) -> dict:
+    """Largest fitting size per METHOD:PRESET, and each RPG preset's ratio to each baseline's largest size."""
     largest = {}
     for r in records:
         if r["status"] == "ok" and r.get("params"):
-            largest[r["method"]] = max(largest.get(r["method"], 0), r["params"])
-    rpg = largest.get("rpg")
+            largest[_label(r)] = max(largest.get(_label(r), 0), r["params"])
+    rpg = {k: v for k, v in largest.items() if k.split(":")[0] == "rpg"}
     return {"largest_fitting_params": largest,
-            "rpg_ratio": {m: (rpg / n if rpg and n else None) for m, n in largest.items() if m != "rpg"}}
+            "rpg_ratio": {f"{r} / {m}": n_rpg / n for r, n_rpg in rpg.items()
+                          for m, n in largest.items() if m not in rpg}}
 
 
 def plot(records: list[dict], summary: dict, cap: int, path: Path) -> None:
@@ -247,12 +253,15 @@ def plot(records: list[dict], summary: dict, cap: int, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.6))
     colours = {"rpg": "tab:red", "pdiff": "tab:blue", "skde30": "tab:orange", "sane": "tab:green",
                "d2nwg": "tab:purple"}
-    for method in dict.fromkeys(r["method"] for r in records):
-        rs = sorted((r for r in records if r["method"] == method and r.get("params")), key=lambda r: r["params"])
+    styles = ["o-", "s--", "^:"]
+    seen: dict[str, int] = {}
+    for label in dict.fromkeys(_label(r) for r in records):
+        rs = sorted((r for r in records if _label(r) == label and r.get("params")), key=lambda r: r["params"])
+        method = label.split(":")[0]
+        c, style = colours.get(method, "black"), styles[seen.get(method, 0) % len(styles)]
+        seen[method] = seen.get(method, 0) + 1
         ok = [r for r in rs if r["status"] == "ok"]
-        c = colours.get(method, "black")
-        ax.plot([r["params"] for r in ok], [r["peak_bytes"] / 2 ** 30 for r in ok], "o-", color=c,
-                label=f"{method} ({rs[0]['preset'] if rs else ''})")
+        ax.plot([r["params"] for r in ok], [r["peak_bytes"] / 2 ** 30 for r in ok], style, color=c, label=label)
         bad = [r for r in rs if r["status"] != "ok"]
         ax.scatter([r["params"] for r in bad], [r.get("projected_peak_bytes", cap) / 2 ** 30 for r in bad],
                    marker="x", color=c)
@@ -262,9 +271,10 @@ def plot(records: list[dict], summary: dict, cap: int, path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("generated parameters")
     ax.set_ylabel("peak training memory (GiB, RSS)")
-    ratios = ", ".join(f"{m} {v:.0f}x" for m, v in summary["rpg_ratio"].items() if v)
+    ratios = [v for v in summary["rpg_ratio"].values() if v]
+    span = f"{min(ratios):.0f}-{max(ratios):.0f}x" if ratios else "n/a"
     ax.set_title("Fig. 8: memory vs generated parameters (CPU)\n"
-                 f"RPG's largest fitting size / others': {ratios or 'n/a'} (paper: 34-960x)", fontsize=9)
+                 f"RPG's largest fitting size / a baseline's: {span} (paper: 34-960x)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
