@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import subprocess
@@ -212,32 +211,14 @@ def measure(method: str, preset: str, size: str, steps: int, batch: int, cap: in
             "seconds": round(time.time() - t0, 2), "cap_bytes": cap}
 
 
-def project(records: list[dict]) -> None:
-    """Peak of an OOM run projected from a power-law fit (log peak vs log params) of the method's fitted runs."""
-    import numpy as np
-    for label in {_label(r) for r in records}:
-        ok = [r for r in records if _label(r) == label and r["status"] == "ok" and r.get("params")
-              and r.get("peak_bytes", 0) > 0]
-        if len(ok) < 2:
-            continue
-        slope, icpt = np.polyfit(np.log([r["params"] for r in ok]), np.log([r["peak_bytes"] for r in ok]), 1)
-        for r in records:
-            if _label(r) == label:
-                r["growth_exponent"] = round(float(slope), 3)
-                if r["status"] != "ok" and r.get("params"):
-                    r["projected_peak_bytes"] = float(math.exp(icpt + slope * math.log(r["params"])))
-
-
-def _label(r: dict) -> str:
-    return f"{r['method']}:{r['preset']}" if r.get("preset") else r["method"]
-
-
 def summarise(records: list[dict]) -> dict:
     """Largest fitting size per METHOD:PRESET, and each RPG preset's ratio to each baseline's largest size."""
+    from rpg.memory import study_label
+
     largest = {}
     for r in records:
         if r["status"] == "ok" and r.get("params"):
-            largest[_label(r)] = max(largest.get(_label(r), 0), r["params"])
+            largest[study_label(r)] = max(largest.get(study_label(r), 0), r["params"])
     rpg = {k: v for k, v in largest.items() if k.split(":")[0] == "rpg"}
     return {"largest_fitting_params": largest,
             "rpg_ratio": {f"{r} / {m}": n_rpg / n for r, n_rpg in rpg.items()
@@ -247,6 +228,8 @@ def summarise(records: list[dict]) -> dict:
 def plot(records: list[dict], summary: dict, cap: int, path: Path) -> None:
     import matplotlib
 
+    from rpg.memory import study_label
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -255,8 +238,8 @@ def plot(records: list[dict], summary: dict, cap: int, path: Path) -> None:
                "d2nwg": "tab:purple"}
     styles = ["o-", "s--", "^:"]
     seen: dict[str, int] = {}
-    for label in dict.fromkeys(_label(r) for r in records):
-        rs = sorted((r for r in records if _label(r) == label and r.get("params")), key=lambda r: r["params"])
+    for label in dict.fromkeys(study_label(r) for r in records):
+        rs = sorted((r for r in records if study_label(r) == label and r.get("params")), key=lambda r: r["params"])
         method = label.split(":")[0]
         c, style = colours.get(method, "black"), styles[seen.get(method, 0) % len(styles)]
         seen[method] = seen.get(method, 0) + 1
@@ -329,14 +312,15 @@ def main(argv: list[str] | None = None) -> int:
         size, _, preset = a.rpg_generate.partition(":")
         generation = measure("rpg-generate", preset or "large", size, a.steps, 1, cap, a.timeout, a.threads)
         print(json.dumps(generation), flush=True)
-    project(records)
+    from rpg.formats import write_memory_study
+    from rpg.memory import project_peaks
+    project_peaks(records)
     summary = summarise(records)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"cap_bytes": cap, "steps": a.steps, "batch": a.batch, "device": "cpu", "machine_memory_gib": mem_gib,
             "cpus": os.cpu_count(), "measured": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    out.write_text(json.dumps({"format": "rpg-memory/1", **meta, **summary, "records": records,
-                               "rpg_generation": generation}, indent=2) + "\n")
+    write_memory_study(out, {**meta, **summary, "records": records, "rpg_generation": generation})
     import pandas as pd
     pd.DataFrame(records).to_csv(a.csv or out.with_suffix(".csv"), index=False)
     plot(records, summary, cap, Path(a.plot or out.with_suffix(".png")))

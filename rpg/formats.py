@@ -36,6 +36,7 @@ ZOO_FORMAT = "rpg-zoo/1"
 RUN_FORMAT = "rpg-run/1"
 GENERATED_FORMAT = "rpg-generated/1"
 EVAL_FORMAT = "rpg-eval/1"
+MEMORY_FORMAT = "rpg-memory/1"   # benchmarks/memory.py (paper Fig. 8)
 MANIFEST = "manifest.json"
 NUM_TASK_BITS = 10          # binary relabellings of 10 classes (paper §4.1)
 STAT_KEYS = ("best", "mean", "min", "median", "std")
@@ -365,3 +366,29 @@ def read_eval(path: str | os.PathLike) -> dict[str, Any]:
         raise RPGInputError(f"{path}: dataset must be a string, got {d['dataset']!r}")
     return {**d, "original": _stats(d["original"], f"{path}: original"),
             "generated": _stats(d["generated"], f"{path}: generated")}
+
+
+# ------------------------------------------------------------------------------------------------ memory study
+MEMORY_STATUSES = ("ok", "oom", "timeout", "error", "skipped")
+
+
+def write_memory_study(path: str | os.PathLike, study: dict[str, Any]) -> None:
+    """The Fig. 8 memory study (benchmarks/memory.py): settings, summary and one record per (method, size)."""
+    io.write_json(path, {"format": MEMORY_FORMAT, **study})
+
+
+def read_memory_study(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and check a memory study (rpg-memory/1): every record names its method, preset, size and status."""
+    d = io.read_json(path)
+    if not isinstance(d, dict) or d.get("format") != MEMORY_FORMAT:
+        got = d.get("format") if isinstance(d, dict) else type(d).__name__
+        raise RPGInputError(f"{path}: not a memory study (format {got!r}, expected {MEMORY_FORMAT!r})")
+    if not isinstance(d.get("records"), list):
+        raise RPGInputError(f"{path}: missing key 'records' (a list)")
+    for i, r in enumerate(d["records"]):
+        missing = [k for k in ("method", "preset", "size", "status") if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise RPGInputError(f"{path}: records[{i}]: missing key(s) {', '.join(missing)}")
+        if r["status"] not in MEMORY_STATUSES:
+            raise RPGInputError(f"{path}: records[{i}].status={r['status']!r} (known: {', '.join(MEMORY_STATUSES)})")
+    return d

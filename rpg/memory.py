@@ -105,3 +105,32 @@ class PeakMemory:
     def result(self) -> dict[str, Any]:
         return {"measure": self.measure, "baseline_bytes": int(self.baseline), "peak_bytes": int(self.peak),
                 "delta_bytes": int(max(0, self.peak - self.baseline))}
+
+
+# ------------------------------------------------------------------------------ Fig. 8 study: projected peaks
+def study_label(record: dict[str, Any]) -> str:
+    """'pdiff:original': one curve of the memory study per method and preset."""
+    return f"{record['method']}:{record['preset']}" if record.get("preset") else record["method"]
+
+
+def project_peaks(records: list[dict[str, Any]]) -> None:
+    """In place: a size's parameter count on every record of that size (runs skipped after an OOM have none),
+    and for each curve with two or more fitting sizes, the exponent of a power law peak ~ a * params^b fitted in
+    log-log (`growth_exponent`) and the peak it projects for each run that did not fit (`projected_peak_bytes`)."""
+    import numpy as np
+
+    params = {r["size"]: r["params"] for r in records if r.get("params")}
+    for r in records:
+        if not r.get("params") and r["size"] in params:
+            r["params"] = params[r["size"]]
+    for label in dict.fromkeys(study_label(r) for r in records):
+        ok = [r for r in records if study_label(r) == label and r["status"] == "ok" and r.get("params")
+              and r.get("peak_bytes", 0) > 0]
+        if len(ok) < 2:
+            continue
+        b, log_a = np.polyfit(np.log([r["params"] for r in ok]), np.log([r["peak_bytes"] for r in ok]), 1)
+        for r in records:
+            if study_label(r) == label:
+                r["growth_exponent"] = round(float(b), 3)
+                if r["status"] != "ok" and r.get("params"):
+                    r["projected_peak_bytes"] = float(np.exp(log_a + b * np.log(r["params"])))

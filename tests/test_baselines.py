@@ -272,3 +272,68 @@ def test_table8_joins_methods_columns_and_paper(tmp_path):
     assert got[("p-diff", "CNN (s)")].paper_accuracy == paper_rows.loc["p-diff / CNN (s)", "accuracy"]
     assert got[("SANE", "CNN (s)")].paper_note == paper_rows.loc["SANE / CNN (s)", "note"]
     assert set(df.dataset) == {"Fashion-MNIST (substitute for CIFAR-10)"}
+
+
+def _study(path: Path, records: list[dict]) -> Path:
+    from rpg.memory import project_peaks
+    project_peaks(records)
+    formats.write_memory_study(path, {"cap_bytes": 4 * 2 ** 30, "records": records})
+    return path
+
+
+def test_project_peaks_fills_skipped_sizes_and_extrapolates_the_power_law():
+    from rpg.memory import project_peaks
+    cap = 4 * 2 ** 30
+    # pdiff: peak = 3 * params^2 at the fitting sizes; it runs out of memory at 3e4, 1e5 is skipped
+    recs = [{"method": "pdiff", "preset": "original", "size": s, "params": p, "status": "ok", "peak_bytes": 3 * p ** 2}
+            for s, p in (("a", 100), ("b", 1000))]
+    recs += [{"method": "pdiff", "preset": "original", "size": "c", "params": 30000, "status": "oom"},
+             {"method": "pdiff", "preset": "original", "size": "d", "status": "skipped", "cap_bytes": cap},
+             {"method": "rpg", "preset": "base", "size": "d", "params": 100000, "status": "ok", "peak_bytes": 7}]
+    project_peaks(recs)
+    skipped = recs[3]
+    assert skipped["params"] == 100000                                  # taken from another method's run
+    assert skipped["projected_peak_bytes"] == pytest.approx(3 * 100000 ** 2, rel=1e-6)
+    assert recs[2]["projected_peak_bytes"] == pytest.approx(3 * 30000 ** 2, rel=1e-6)
+    assert recs[0]["growth_exponent"] == pytest.approx(2.0)
+    assert "growth_exponent" not in recs[4]                             # one point: no fit
+
+
+def test_table8_reports_each_method_at_the_columns_paper_size(tmp_path):
+    from rpg.tables.builders import build_table, load_inputs
+    gib = 2 ** 30
+    files = [_eval_file(tmp_path / "a.json", "pdiff", "fashion_mnist", [80.0, 84.0], [85.0, 86.0]),
+             _eval_file(tmp_path / "c.json", "rpg", "fashion_mnist", [90.0, 91.0], [90.5, 91.5])]
+    study = _study(tmp_path / "fig8.json", [
+        {"method": "rpg", "preset": "base", "size": "r18", "params": 11_000_000, "status": "ok",
+         "peak_bytes": 3 * gib, "cap_bytes": 4 * gib},
+        {"method": "rpg", "preset": "small", "size": "r18", "params": 11_000_000, "status": "ok",
+         "peak_bytes": 1 * gib, "cap_bytes": 4 * gib},
+        {"method": "pdiff", "preset": "original", "size": "tiny", "params": 1000, "status": "ok",
+         "peak_bytes": gib // 1000, "cap_bytes": 4 * gib},
+        {"method": "pdiff", "preset": "original", "size": "mid", "params": 10_000, "status": "ok",
+         "peak_bytes": gib // 100, "cap_bytes": 4 * gib},
+        {"method": "pdiff", "preset": "original", "size": "r18", "status": "skipped", "cap_bytes": 4 * gib}])
+    inputs = load_inputs("table8", files, ["p-diff / ResNet-18", "ResNet-18"], None, "mini",
+                         memory=study, memory_sizes={"ResNet-18": "r18"})
+    df = build_table("table8", inputs, tmp_path / "t8.csv")
+    got = {r.method: r for r in df.itertuples()}
+    assert got["original"].paper_size_memory == ""
+    # RPG's curve is its first preset in the study (base), not the smaller one
+    assert got["RPG"].paper_size_memory.startswith("rpg:base: fits: 3.0 GiB")
+    assert got["RPG"].paper_size_params_m == "11"
+    # p-diff's peak grows linearly here (1e-3 GiB per 1e3 params): 11 GiB projected at 11M, past the 4 GiB cap
+    assert "not run" in got["p-diff"].paper_size_memory and "projected 11.0 GiB" in got["p-diff"].paper_size_memory
+    with pytest.raises(RPGInputError, match="fig8.json.*nosuch"):
+        load_inputs("table8", files, ["p-diff / ResNet-18", "ResNet-18"], None, "mini", memory=study,
+                    memory_sizes={"ResNet-18": "nosuch"})
+
+
+def test_memory_study_reader_names_file_and_key(tmp_path):
+    path = tmp_path / "m.json"
+    formats.write_memory_study(path, {"records": [{"method": "rpg", "preset": "base", "size": "x"}]})
+    with pytest.raises(RPGInputError, match=r"m\.json: records\[0\]: missing key\(s\) status"):
+        formats.read_memory_study(path)
+    io.write_json(path, {"records": []})
+    with pytest.raises(RPGInputError, match=r"m\.json: not a memory study"):
+        formats.read_memory_study(path)

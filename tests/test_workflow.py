@@ -254,6 +254,8 @@ def all_jobs(cfg: dict) -> dict[str, int]:
               "table": len(cfg["tables"]), "publish_table": len(cfg["tables"]), "all": 1}
     if benches:
         counts.update(memory=len(benches), publish_memory=len(benches))
+    for study in {t["memory"]["study"] for t in cfg["tables"].values() if t.get("memory")}:
+        counts[study] = 1            # a memory study a table reads (Table 8: rule fig8)
     from rpg.tables.claims import CLAIMS
     if {n for c in CLAIMS for n in c.tables} & set(cfg["tables"]):
         counts["claims"] = 1

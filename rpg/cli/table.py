@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rpg.cli.common import run
+from rpg.errors import RPGInputError
 from rpg.tables.builders import BUILDERS, build_table, load_inputs
 
 
@@ -32,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the run folder of each row's generator (`rpg train --out`), one per --metrics file: "
                         "builders that report training cost or generator size read config.json, meta.json "
                         "and the generator's header there")
+    p.add_argument("--memory", metavar="JSON",
+                   help="a memory study (benchmarks/memory.py, format rpg-memory/1): table8 reports what happened "
+                        "when each method trained at a column's paper size (see --memory-size)")
+    p.add_argument("--memory-size", nargs="+", default=[], metavar="COLUMN=SIZE",
+                   help="the study's size id of a column's paper architecture, e.g. 'ResNet-18=resnet18'")
     p.add_argument("--scale", default="mini", help="scale name written into the `scale` column (default: mini)")
     p.add_argument("--title", help="plot title (default: the builder's, with scale and datasets)")
     p.add_argument("--out", required=True, metavar="CSV", help="output CSV (written atomically)")
@@ -40,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> None:
-    inputs = load_inputs(args.table, args.metrics, args.labels, args.paper, args.scale, args.title, args.runs)
+    sizes = dict(pair.rpartition("=")[::2] for pair in args.memory_size)
+    bad = [pair for pair in args.memory_size if "=" not in pair or not all(pair.rpartition("=")[::2])]
+    if bad:
+        raise RPGInputError(f"--memory-size: expected COLUMN=SIZE, got {bad[0]!r}")
+    inputs = load_inputs(args.table, args.metrics, args.labels, args.paper, args.scale, args.title, args.runs,
+                         args.memory, sizes)
     plot = args.plot or Path(args.out).with_suffix(".png")
     table = build_table(args.table, inputs, args.out, plot)
     print(f"wrote {args.out} ({len(table)} rows) and {plot}")

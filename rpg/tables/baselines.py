@@ -5,7 +5,9 @@ own (Table 1's ResNet-18 and ViT-Base experiments, reused at mini scale). The me
 `generation.method` (rpg, pdiff, skde30, sane, d2nwg), the label only names it as a fallback. Output: long format,
 one row per (method, column) in the order of the rows, each column headed by its "original" row (the collected
 checkpoints), with best and mean of the generated models (the paper prints one accuracy per cell and does not say
-which statistic), their count, and the paper's number (or its OOM / "not reported" note) beside ours.
+which statistic), their count, and the paper's number (or its OOM / "not reported" note) beside ours. Given the
+Fig. 8 memory study (`--memory`), each method's cell also says what happened when it trained at the column's paper
+size (fits with its peak, or OOM with the projected peak), so the paper's "OOM" is checked, never copied.
 Table 8 is CIFAR-10: any other dataset is reported as a substitute for it.
 """
 
@@ -18,7 +20,32 @@ import pandas as pd
 METHOD_NAMES = {"rpg": "RPG", "pdiff": "p-diff", "skde30": "SKDE30", "sane": "SANE", "d2nwg": "D2NWG"}
 PAPER_DATASET = "CIFAR-10"
 TABLE8_COLUMNS = ("method", "architecture", "scale", "dataset", "params_m", "best", "mean", "n",
-                  "paper_params_m", "paper_accuracy", "paper_note")
+                  "paper_params_m", "paper_accuracy", "paper_note", "paper_size_params_m", "paper_size_memory")
+METHOD_IDS = {v: k for k, v in METHOD_NAMES.items()}
+
+
+def paper_size_memory(study: dict[str, Any] | None, size: str | None, method: str) -> tuple[str, str]:
+    """What happened when `method` (a printed name) trained at the column's paper size in the memory study
+    (benchmarks/memory.py, paper Fig. 8): ('11.7', 'fits: 3.2 GiB peak') / ('86.6', 'OOM under the 20 GiB cap
+    (projected 51 GiB)'). The method's first preset in the study is its curve (RPG: the paper's `base`)."""
+    if study is None or size is None:
+        return "", ""
+    mid = METHOD_IDS.get(method, method)
+    records = [r for r in study["records"] if r["method"] == mid]
+    first = records[0]["preset"] if records else None
+    r = next((r for r in records if r["preset"] == first and r["size"] == size), None)
+    if r is None:
+        return "", ""
+    gib = 2 ** 30
+    cap = f"{r['cap_bytes'] / gib:.0f} GiB cap" if r.get("cap_bytes") else "no cap"
+    projected = f" (projected {r['projected_peak_bytes'] / gib:.1f} GiB)" if r.get("projected_peak_bytes") else ""
+    text = {"ok": lambda: f"fits: {r.get('peak_bytes', 0) / gib:.1f} GiB peak under the {cap}",
+            "oom": lambda: f"OOM under the {cap}{projected}",
+            "skipped": lambda: f"not run: OOM at a smaller size under the {cap}{projected}",
+            "timeout": lambda: f"timeout after {r.get('seconds', '?')} s",
+            "error": lambda: f"error: {r.get('error', '')}"}[r["status"]]()
+    params = f"{r['params'] / 1e6:.3g}" if r.get("params") else ""
+    return params, f"{mid}:{first}: {text}"
 
 
 def split_label(label: str) -> tuple[str | None, str]:
@@ -50,9 +77,12 @@ def table8(inputs) -> pd.DataFrame:
         for method, stats in ((("original", ev["original"]),) if column not in seen_columns else ()) + (
                 (method_of(row.label, ev), ev["generated"]),):
             theirs = _paper_row(inputs.paper, f"{method} / {column}")
+            size_m, memory = paper_size_memory(inputs.memory, inputs.memory_sizes.get(column), method) \
+                if method != "original" else ("", "")
             rows.append({"method": method, **common, "best": _fmt(stats["best"]), "mean": _fmt(stats["mean"]),
                          "n": str(stats["n"]), "paper_params_m": theirs.get("params_m", ""),
-                         "paper_accuracy": theirs.get("accuracy", ""), "paper_note": theirs.get("note", "")})
+                         "paper_accuracy": theirs.get("accuracy", ""), "paper_note": theirs.get("note", ""),
+                         "paper_size_params_m": size_m, "paper_size_memory": memory})
         seen_columns.add(column)
     return pd.DataFrame(rows, columns=list(TABLE8_COLUMNS), dtype=str)
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from rpg.errors import RPGInputError
-from rpg.formats import read_eval
+from rpg.formats import read_eval, read_memory_study
 from rpg.io import atomic_path, read_json
 from rpg.tables import baselines as _baselines
 from rpg.tables.ablations import _ablation_builders
@@ -97,6 +97,8 @@ class TableInputs:
     paper: pd.DataFrame | None = None   # the paper's numbers as printed (str), indexed by row label
     scale: str = "mini"
     title: str | None = None            # plot title; None = the builder's own
+    memory: dict[str, Any] | None = None          # a memory study (formats.read_memory_study), where given
+    memory_sizes: dict[str, str] = field(default_factory=dict)   # table column -> the study's size id
 
 
 def read_paper_table(path: str | os.PathLike, key: str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -404,9 +406,11 @@ def _builder(name: str) -> Builder:
 
 def load_inputs(builder: str, metrics: list[str | os.PathLike], labels: list[str] | None = None,
                 paper: str | os.PathLike | None = None, scale: str = "mini", title: str | None = None,
-                runs: list[str | os.PathLike] | None = None) -> TableInputs:
-    """Read the eval files (one per row), the rows' run folders (optional, one per row) and the paper's numbers
-    into `TableInputs`. Default labels: the metrics file names without .json."""
+                runs: list[str | os.PathLike] | None = None, memory: str | os.PathLike | None = None,
+                memory_sizes: dict[str, str] | None = None) -> TableInputs:
+    """Read the eval files (one per row), the rows' run folders (optional, one per row), the paper's numbers and
+    a memory study (optional; `memory_sizes` maps a table column to the study's size of that column's paper
+    architecture) into `TableInputs`. Default labels: the metrics file names without .json."""
     b = _builder(builder)
     labels = list(labels) if labels else [Path(p).stem for p in metrics]
     if len(labels) != len(metrics):
@@ -418,7 +422,14 @@ def load_inputs(builder: str, metrics: list[str | os.PathLike], labels: list[str
     summaries = [read_run_summary(r) for r in runs] if runs else [None] * len(metrics)
     rows = [Row(label, read_eval(p), run) for label, p, run in zip(labels, metrics, summaries)]
     table = read_paper_table(paper, b.paper_key, b.paper_columns) if paper else None
-    return TableInputs(rows, table, scale, title)
+    study = read_memory_study(memory) if memory else None
+    if study is not None:
+        known = {r["size"] for r in study["records"]}
+        unknown = sorted(v for v in (memory_sizes or {}).values() if v not in known)
+        if unknown:
+            raise RPGInputError(f"{memory}: no records of size(s) {', '.join(unknown)} "
+                                f"(has: {', '.join(sorted(known))})")
+    return TableInputs(rows, table, scale, title, study, dict(memory_sizes or {}))
 
 
 def build_table(builder: str, inputs: TableInputs, out_csv: str | os.PathLike,

@@ -65,20 +65,22 @@ rule fig8:
     (benchmarks/memory.py; an allocation past the cap is recorded as OOM inside a child process).
     """
     input:
-        script="benchmarks/memory.py",
+        script=str(REPO / "benchmarks/memory.py"),
     output:
         json="results/{scale}/fig8.json",
         csv="results/{scale}/fig8.csv",
         png="results/{scale}/fig8.png",
     log:
         "results/{scale}/logs/fig8.log",
+    benchmark:
+        "results/{scale}/benchmarks/fig8.tsv"
     localrule: True
     conda:
         "../envs/rpg.yaml"
     params:
         flags=fig8_flags,
     shell:
-        "python benchmarks/memory.py"
+        "python {input.script:q}"
         " --out {output.json}"
         " --csv {output.csv}"
         " --plot {output.png}"

@@ -593,6 +593,23 @@ def paper_flag(wildcards, input):
     return f"--paper {shlex.quote(input.paper[0])}" if input.paper else ""
 
 
+def table_memory(wildcards):
+    """The memory study a table reads (config `memory.study`, e.g. fig8 for Table 8), built by its rule."""
+    spec = TABLES[wildcards.table].get("memory")
+    return [f"results/{wildcards.scale}/{spec['study']}.json"] if spec else []
+
+
+def memory_flag(wildcards, input):
+    """--memory JSON --memory-size COLUMN=SIZE ... from config `memory` (nothing without one)."""
+    spec = TABLES[wildcards.table].get("memory")
+    if not spec:
+        return ""
+    sizes = " ".join(shlex.quote(f"{c}={s}") for c, s in spec.get("sizes", {}).items())
+    return f"--memory {shlex.quote(input.memory[0])}" + (
+        f" --memory-size {sizes}" if sizes else ""
+    )
+
+
 # ------------------------------------------------------------------------------------------- claims
 try:
     from rpg.tables.claims import CLAIMS as _CLAIMS

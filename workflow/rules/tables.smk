@@ -11,6 +11,7 @@ rule table:
         metrics=table_metrics,
         runs=table_runs,
         paper=table_paper,
+        memory=table_memory,
     output:
         csv=report(
             "results/{scale}/{table}.csv",
@@ -32,6 +33,7 @@ rule table:
         labels=table_labels,
         paper=paper_flag,
         runs=runs_flag,
+        memory=memory_flag,
     shell:
         "python -m rpg table {params.builder}"
         " --scale {wildcards.scale}"
@@ -39,6 +41,7 @@ rule table:
         " --labels {params.labels:q}"
         " {params.runs}"
         " {params.paper}"
+        " {params.memory}"
         " --out {output.csv}"
         " --plot {output.png}"
         " > {log} 2>&1"
