@@ -144,7 +144,8 @@ def _run_rpg(preset: str, sds: list, steps: int, batch: int) -> None:
 
 def _generate_rpg(preset: str, sd: dict, steps: int) -> dict:
     """One model from an UNTRAINED RPG generator of the preset, partial mode (chunks of diffusion.chunk_size
-    tokens), DDIM with `steps` steps; the time of the preset's own step count is extrapolated."""
+    tokens), DDIM with `steps` steps; the time at the preset's own step count is the prototype pass (once) plus
+    the denoising loop scaled to that many steps."""
     import torch
 
     from rpg.generator.config import preset_config
@@ -154,14 +155,15 @@ def _generate_rpg(preset: str, sd: dict, steps: int) -> dict:
     cfg = preset_config(preset, {})
     tok = ParamTokenizer.fit([("0", sd)], cfg.tokenizer.token_size, cfg.tokenizer.strategy)
     model = RPG(cfg, tok.layer_ids, tok.token_ids, 1).eval()
-    t0 = time.time()
+    t = {}
     tokens = sample_tokens(model, 1, sampler="ddim", steps=steps, mode="partial", permutation=torch.zeros(1).long(),
-                           generator=torch.Generator().manual_seed(0))
-    seconds = time.time() - t0
+                           generator=torch.Generator().manual_seed(0), timings=t)
     generated = tok.detokenize(tokens[0])
-    return {"tokens": tok.num_tokens, "sampling_steps": steps, "sampling_seconds": round(seconds, 1),
-            "preset_steps": cfg.diffusion.sampling_steps,
-            "projected_seconds": round(seconds * cfg.diffusion.sampling_steps / steps, 1),
+    projected = t["prototypes_s"] + t["denoising_s"] * cfg.diffusion.sampling_steps / t["steps"]
+    return {"tokens": tok.num_tokens, "sampling_steps": steps,
+            "sampling_seconds": round(t["prototypes_s"] + t["denoising_s"], 1),
+            "prototypes_seconds": round(t["prototypes_s"], 1), "denoising_seconds": round(t["denoising_s"], 1),
+            "preset_steps": cfg.diffusion.sampling_steps, "projected_seconds": round(projected, 1),
             "generated_params": sum(v.numel() for v in generated.values()), "trained": False}
 
 

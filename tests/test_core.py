@@ -188,9 +188,12 @@ def test_sampling_modes_agree_under_deterministic_ddim(small_zoo, tmp_path):
     assert res["full"].shape == (2, tok.num_tokens, 64) and torch.isfinite(res["full"]).all()
     torch.testing.assert_close(res["sequential"], res["full"], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(res["partial"], res["full"], rtol=1e-4, atol=1e-4)
+    timings = {}
     other = sample_tokens(model, 2, sampler="ddim", steps=10, mode="full", permutation=perm,
-                          generator=torch.Generator().manual_seed(1))
+                          generator=torch.Generator().manual_seed(1), timings=timings)
     assert (other - res["full"]).abs().max() > 1e-2     # the comparison can fail: other noise, other tokens
+    # the cost split Fig. 8's generation projection uses: one prototype pass, then 10 denoising steps
+    assert timings["steps"] == 10 and timings["prototypes_s"] > 0 and timings["denoising_s"] > 0
 
 
 def test_resume_continues_from_last_save(small_zoo, tmp_path):

@@ -14,6 +14,7 @@ The generated set is written by rpg.methods.generate (rpg.methods.rpg samples wi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -56,8 +57,9 @@ def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: in
                   mode: str | None = None, chunk_size: int | None = None,
                   permutation: torch.Tensor | None = None, task: torch.Tensor | None = None,
                   generator: torch.Generator | None = None, device: str | torch.device = "cpu",
-                  autocast: bool = False, progress: bool = False) -> torch.Tensor:
-    """Sample `num` token sequences, (num, L, d). Defaults come from the model's diffusion config."""
+                  autocast: bool = False, progress: bool = False, timings: dict | None = None) -> torch.Tensor:
+    """Sample `num` token sequences, (num, L, d). Defaults come from the model's diffusion config.
+    `timings`, if given, receives the seconds of the prototype pass (once) and of the denoising loop (per step)."""
     dc = model.cfg.diffusion
     sampler, steps, mode, chunk_size = resolve_sampling(model.cfg, sampler, steps, mode, chunk_size).values()
     if num < 1:
@@ -68,6 +70,7 @@ def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: in
     L, d = model.num_tokens, model.token_size
     if permutation is None and model.inputs.permutation is not None and model.cfg.condition.task == "none":
         permutation = torch.randint(0, model.inputs.num_permutations, (num,), generator=generator)
+    t0 = time.perf_counter()
     with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
         P = model.prototypes(num, None if permutation is None else permutation.to(device),
                              None if task is None else task.to(device))          # (num, L, d_cond)
@@ -75,6 +78,7 @@ def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: in
         c_emb = unet.embed_condition(P.reshape(num * L, -1))                     # (num*L, 1, d), once
         t_all = scheduler.timesteps
         t_emb = unet.embed_time(t_all.to(device))                                # (K, 1, d), once
+    t1 = time.perf_counter()
     n_tok = num * L
     chunk = {"sequential": 1, "partial": chunk_size, "full": n_tok}[mode]
     # all starting noise drawn up front on the CPU generator: the result does not depend on the device
@@ -91,6 +95,8 @@ def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: in
             bar.update()
         out[lo:hi] = xc.float().cpu()
     bar.close()
+    if timings is not None:
+        timings.update(prototypes_s=t1 - t0, denoising_s=time.perf_counter() - t1, steps=len(t_all))
     return out.view(num, L, d)
 
 
