@@ -280,6 +280,12 @@ def all_jobs(cfg: dict) -> dict[str, int]:
     (["results/table1.csv"], True, {**SEVEN, "publish_table": 1}),
     (["results/paper/table1.csv"], True, SEVEN),
     (["results/paper/metrics/convnext_large.json"], True, {"collect": 1, "train": 1, "generate": 1, "evaluate": 1}),
+    # Table 8: 5 architectures' zoos, 25 generators (4 baselines + RPG per column), and the Fig. 8 memory study
+    # whose paper-size records its cells report
+    (["results/table8.csv"], False, {"collect": 5, "train": 25, "generate": 25, "evaluate": 25, "fig8": 1,
+                                     "table": 1, "publish_table": 1}),
+    (["results/table8.csv"], True, {"collect": 5, "train": 25, "generate": 25, "evaluate": 25, "fig8": 1,
+                                    "table": 1, "publish_table": 1}),
     # §4 and Tab. 15 at paper scale: the task zoo and 4 seeds zoos; 3 task generators (gated, whole sequence,
     # retrieval) + 8 permutation-study ones; 5 task rows (2 of them `_seen` variants) + 8; 6 tables
     (["results/table9.csv", "results/table14.csv", "results/table10.csv", "results/fig6.png", "results/fig10.png",
