@@ -26,26 +26,30 @@ METHOD_IDS = {v: k for k, v in METHOD_NAMES.items()}
 
 def paper_size_memory(study: dict[str, Any] | None, size: str | None, method: str) -> tuple[str, str]:
     """What happened when `method` (a printed name) trained at the column's paper size in the memory study
-    (benchmarks/memory.py, paper Fig. 8): ('11.7', 'fits: 3.2 GiB peak') / ('86.6', 'OOM under the 20 GiB cap
-    (projected 51 GiB)'). The method's first preset in the study is its curve (RPG: the paper's `base`)."""
+    (benchmarks/memory.py, paper Fig. 8), one clause per preset the study ran, in its order:
+    ('11.7', 'rpg:base: OOM under the 20 GiB cap (projected 27.1 GiB); rpg:small: fits: 9.8 GiB peak ...')."""
     if study is None or size is None:
         return "", ""
     mid = METHOD_IDS.get(method, method)
-    records = [r for r in study["records"] if r["method"] == mid]
-    first = records[0]["preset"] if records else None
-    r = next((r for r in records if r["preset"] == first and r["size"] == size), None)
-    if r is None:
-        return "", ""
+    records = [r for r in study["records"] if r["method"] == mid and r["size"] == size]
+    clauses = [f"{mid}:{r['preset']}: {_memory_outcome(r)}" for r in records]
+    params = next((f"{r['params'] / 1e6:.3g}" for r in records if r.get("params")), "")
+    return params, "; ".join(clauses)
+
+
+def _memory_outcome(r: dict[str, Any]) -> str:
     gib = 2 ** 30
     cap = f"{r['cap_bytes'] / gib:.0f} GiB cap" if r.get("cap_bytes") else "no cap"
     projected = f" (projected {r['projected_peak_bytes'] / gib:.1f} GiB)" if r.get("projected_peak_bytes") else ""
-    text = {"ok": lambda: f"fits: {r.get('peak_bytes', 0) / gib:.1f} GiB peak under the {cap}",
-            "oom": lambda: f"OOM under the {cap}{projected}",
-            "skipped": lambda: f"not run: OOM at a smaller size under the {cap}{projected}",
-            "timeout": lambda: f"timeout after {r.get('seconds', '?')} s",
-            "error": lambda: f"error: {r.get('error', '')}"}[r["status"]]()
-    params = f"{r['params'] / 1e6:.3g}" if r.get("params") else ""
-    return params, f"{mid}:{first}: {text}"
+    if r["status"] == "ok":
+        return f"fits: {r.get('peak_bytes', 0) / gib:.1f} GiB peak under the {cap}"
+    if r["status"] == "oom":
+        return f"OOM under the {cap}{projected}"
+    if r["status"] == "skipped":
+        return f"not run: OOM at a smaller size under the {cap}{projected}"
+    if r["status"] == "timeout":
+        return f"timeout after {r.get('seconds', '?')} s"
+    return f"error: {r.get('error', '')}"
 
 
 def split_label(label: str) -> tuple[str | None, str]:
