@@ -56,7 +56,7 @@ rule publish_memory:
         "(cp {input.json} {output.json} && cp {input.png} {output.png}) > {log} 2>&1"
 
 
-# Paper Fig. 8 (issue 13): not part of `rule all`; build on purpose, e.g.
+# Paper Fig. 8 (issue 13): Table 8 reads its study (config tables.table8.memory), so `rule all` builds it; alone:
 #   snakemake results/fig8.png --cores 1 --resources gpu=1
 
 
