@@ -46,10 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> None:
-    sizes = dict(pair.rpartition("=")[::2] for pair in args.memory_size)
-    bad = [pair for pair in args.memory_size if "=" not in pair or not all(pair.rpartition("=")[::2])]
-    if bad:
-        raise RPGInputError(f"--memory-size: expected COLUMN=SIZE, got {bad[0]!r}")
+    pairs = [pair.rpartition("=")[::2] for pair in args.memory_size]      # 'ResNet-18=resnet18' -> (col, size)
+    for pair, (column, size) in zip(args.memory_size, pairs):
+        if not (column and size):
+            raise RPGInputError(f"--memory-size: expected COLUMN=SIZE, got {pair!r}")
+    sizes = dict(pairs)
     inputs = load_inputs(args.table, args.metrics, args.labels, args.paper, args.scale, args.title, args.runs,
                          args.memory, sizes)
     plot = args.plot or Path(args.out).with_suffix(".png")
