@@ -47,4 +47,7 @@ rule all:
     input:
         expand("results/{table}.{ext}", table=TABLES, ext=["csv", "png"]),
         expand("results/{bench}.{ext}", bench=BENCHMARKS, ext=["json", "png"]),
+        [f"results/{SCALE}/fig8_generation.json"]
+        if config.get("fig8", {}).get("rpg_generate")
+        else [],
         expand("results/claims.{ext}", ext=["csv", "md"] if CLAIM_TABLES else []),

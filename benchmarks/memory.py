@@ -94,8 +94,10 @@ def child(method: str, preset: str, size: str, steps: int, batch: int, cap: int)
     try:
         sd = {k: v.detach().clone() for k, v in build_model(_architecture(size)).state_dict().items()}
         record["params"] = sum(v.numel() for k, v in sd.items() if is_generated(k, v))
-        sds = [sd, {k: (v + 0.01 * torch.randn_like(v)) if v.is_floating_point() else v for k, v in sd.items()}]
         stage = "data"
+        # a training pair: the model and a perturbed copy (a generation needs only the one model's layout)
+        sds = [sd] + ([] if method == "rpg-generate" else
+                      [{k: (v + 0.01 * torch.randn_like(v)) if v.is_floating_point() else v for k, v in sd.items()}])
         if method == "rpg-generate":
             record.update(_generate_rpg(preset, sd, steps))
         elif method == "rpg":
@@ -144,8 +146,10 @@ def _run_rpg(preset: str, sds: list, steps: int, batch: int) -> None:
 
 def _generate_rpg(preset: str, sd: dict, steps: int) -> dict:
     """One model from an UNTRAINED RPG generator of the preset, partial mode (chunks of diffusion.chunk_size
-    tokens), DDIM with `steps` steps; the time at the preset's own step count is the prototype pass (once) plus
-    the denoising loop scaled to that many steps."""
+    tokens, in the denoising and, carrying the Mamba state, in the recurrent pass: RPG-Large's 10.5 GiB of fp32
+    weights plus its activations over ConvNeXt-L's ~12k tokens at once ran out of 20 GiB), DDIM with `steps`
+    steps; the time at the preset's own step count is the prototype pass (once) plus the denoising loop scaled
+    to that many steps."""
     import torch
 
     from rpg.generator.config import preset_config
@@ -157,13 +161,15 @@ def _generate_rpg(preset: str, sd: dict, steps: int) -> dict:
     model = RPG(cfg, tok.layer_ids, tok.token_ids, 1).eval()
     t = {}
     tokens = sample_tokens(model, 1, sampler="ddim", steps=steps, mode="partial", permutation=torch.zeros(1).long(),
-                           generator=torch.Generator().manual_seed(0), timings=t)
+                           generator=torch.Generator().manual_seed(0), timings=t,
+                           prototype_chunk=cfg.diffusion.chunk_size)
     generated = tok.detokenize(tokens[0])
     projected = t["prototypes_s"] + t["denoising_s"] * cfg.diffusion.sampling_steps / t["steps"]
     return {"tokens": tok.num_tokens, "sampling_steps": steps,
             "sampling_seconds": round(t["prototypes_s"] + t["denoising_s"], 1),
             "prototypes_seconds": round(t["prototypes_s"], 1), "denoising_seconds": round(t["denoising_s"], 1),
             "preset_steps": cfg.diffusion.sampling_steps, "projected_seconds": round(projected, 1),
+            "chunk_tokens": cfg.diffusion.chunk_size,
             "generated_params": sum(v.numel() for v in generated.values()), "trained": False}
 
 
@@ -282,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="OMP threads of each child (default: torch's choice)")
     p.add_argument("--rpg-generate", metavar="SIZE:PRESET",
                    help="also sample one model of SIZE from an untrained RPG generator of PRESET in partial mode "
-                        "(e.g. convnext_large:large), --steps DDIM steps, time projected to the preset's steps")
+                        "(e.g. convnext_large:large), --steps DDIM steps, time projected to the preset's steps; "
+                        "with --methods '' it is the only run (no CSV or plot)")
     p.add_argument("--out", default="benchmarks/out/fig8.json")
     p.add_argument("--csv", help="the records as CSV (default: --out with .csv)")
     p.add_argument("--plot", help="PNG (default: --out with .png)")
@@ -297,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--sizes: unknown {', '.join(unknown)} (known: {', '.join(SIZES)})")
     cap = int(a.cap_gib * 2 ** 30)
     records = []
-    for pair in a.methods.split(","):
+    for pair in filter(None, a.methods.split(",")):   # --methods '' with --rpg-generate: the generation alone
         method, _, preset = pair.partition(":")
         failed = False
         for size in sizes:
@@ -323,9 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"cap_bytes": cap, "steps": a.steps, "batch": a.batch, "device": "cpu", "machine_memory_gib": mem_gib,
             "cpus": os.cpu_count(), "measured": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     write_memory_study(out, {**meta, **summary, "records": records, "rpg_generation": generation})
-    import pandas as pd
-    pd.DataFrame(records).to_csv(a.csv or out.with_suffix(".csv"), index=False)
-    plot(records, summary, cap, Path(a.plot or out.with_suffix(".png")))
+    if records:
+        import pandas as pd
+        pd.DataFrame(records).to_csv(a.csv or out.with_suffix(".csv"), index=False)
+        plot(records, summary, cap, Path(a.plot or out.with_suffix(".png")))
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -338,3 +338,21 @@ def test_memory_study_reader_names_file_and_key(tmp_path):
     io.write_json(path, {"records": []})
     with pytest.raises(RPGInputError, match=r"m\.json: not a memory study"):
         formats.read_memory_study(path)
+
+
+def test_memory_script_runs_the_untrained_generation_alone(tmp_path):
+    """`benchmarks/memory.py --methods '' --rpg-generate SIZE:PRESET` (rule fig8_generation): one child process
+    samples one whole model of SIZE under the cap and the study holds that record only (no curves, no plot)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "gen.json"
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "memory.py"),
+                    "--methods", "", "--rpg-generate", "cnn_m_mini:tiny", "--steps", "2", "--cap-gib", "6",
+                    "--out", str(out)], check=True, capture_output=True, text=True)
+    study = formats.read_memory_study(out)
+    gen = study["rpg_generation"]
+    assert study["records"] == [] and not out.with_suffix(".png").exists()
+    assert gen["status"] == "ok" and gen["sampling_steps"] == 2 and gen["trained"] is False
+    assert gen["generated_params"] == gen["params"] > 0          # every generated tensor of the architecture
+    assert 0 < gen["peak_bytes"] < study["cap_bytes"]

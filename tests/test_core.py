@@ -188,6 +188,10 @@ def test_sampling_modes_agree_under_deterministic_ddim(small_zoo, tmp_path):
     assert res["full"].shape == (2, tok.num_tokens, 64) and torch.isfinite(res["full"]).all()
     torch.testing.assert_close(res["sequential"], res["full"], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(res["partial"], res["full"], rtol=1e-4, atol=1e-4)
+    # the recurrent pass in segments of 3 tokens (Fig. 8's ConvNeXt-L generation) gives the same tokens too
+    seg = sample_tokens(model, 2, sampler="ddim", steps=10, mode="partial", chunk_size=4, permutation=perm,
+                        generator=torch.Generator().manual_seed(0), prototype_chunk=3)
+    torch.testing.assert_close(seg, res["full"], rtol=1e-4, atol=1e-4)
     timings = {}
     other = sample_tokens(model, 2, sampler="ddim", steps=10, mode="full", permutation=perm,
                           generator=torch.Generator().manual_seed(1), timings=timings)

@@ -71,6 +71,45 @@ def test_result_does_not_depend_on_chunk_size():
         assert rel_err(o, outs[0]) <= 1e-12
 
 
+@pytest.mark.parametrize("kw", [{}, {"headdim": 8, "ngroups": 2, "D_has_hdim": True, "d_in": 20}])
+@pytest.mark.parametrize("segments", [[8, 29], [1, 2, 3, 31], [16, 16, 5], [3, 3, 3, 3, 25]])
+def test_segments_carrying_the_state_equal_one_pass_float64(segments, kw):
+    """forward_segment over consecutive pieces (shorter than d_conv - 1, not multiples of the scan chunk,
+    crossing chunk boundaries) gives what one forward over the whole sequence gives, and the naive recurrence."""
+    m = small_module(chunk_size=8, **kw)
+    torch.manual_seed(1)
+    u = torch.randn(2, sum(segments), m.d_in, dtype=torch.float64)
+    outs, state, lo = [], None, 0
+    for n in segments:
+        y, state = m.forward_segment(u[:, lo:lo + n], state)
+        outs.append(y)
+        lo += n
+    assert rel_err(torch.cat(outs, dim=1), m(u)) <= 1e-12
+    assert rel_err(torch.cat(outs, dim=1), mamba2_reference(m, u)) <= 1e-6
+    assert state[0].shape == (2, m.d_conv - 1, m.conv1d.in_channels)
+    assert state[1].shape == (2, m.nheads, m.d_state, m.headdim)
+
+
+def test_ssd_initial_state_continues_the_scan():
+    """ssd_chunked's final state, fed back as the next piece's initial state, continues the recurrence."""
+    torch.manual_seed(2)
+    b, L, H, P, G, N = 2, 23, 4, 3, 2, 5
+    x, B, C = torch.randn(b, L, H, P).double(), torch.randn(b, L, G, N).double(), torch.randn(b, L, G, N).double()
+    dt, A = torch.rand(b, L, H).double(), -torch.rand(H).double() * 3
+    whole, h_whole = ssd_chunked(x, dt, A, B, C, 4, return_final_state=True)
+    y1, h1 = ssd_chunked(x[:, :10], dt[:, :10], A, B[:, :10], C[:, :10], 4, return_final_state=True)
+    y2, h2 = ssd_chunked(x[:, 10:], dt[:, 10:], A, B[:, 10:], C[:, 10:], 4, initial_state=h1, return_final_state=True)
+    assert rel_err(torch.cat([y1, y2], dim=1), whole) <= 1e-12
+    assert rel_err(h2, h_whole) <= 1e-12
+    # the state by the definition h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T, head h in group h // (H // G)
+    h = torch.zeros(b, H, N, P, dtype=torch.float64)
+    Bh = B.repeat_interleave(H // G, dim=2)                           # (b, L, H, N)
+    for t in range(L):
+        h = torch.exp(dt[:, t] * A)[..., None, None] * h + (dt[:, t, :, None, None] * Bh[:, t, :, :, None]
+                                                            * x[:, t, :, None, :])
+    assert rel_err(h_whole, h) <= 1e-10
+
+
 def test_ssd_chunked_with_extreme_decays():
     """Per-step decays from exp(-1e-4) to exp(-30): the segment sums must neither overflow nor
     lose the slowly decaying heads (compared with the plain recurrence)."""

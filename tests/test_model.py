@@ -6,6 +6,7 @@ import torch
 from test_core import fast_cfg, small_zoo  # noqa: F401  (small_zoo is a fixture)
 
 from rpg import io
+from rpg.errors import RPGInputError
 from rpg.generator import training
 from rpg.generator.denoiser import ConditionalUNet1D, fold_batchnorm
 from rpg.generator.embeddings import sinusoid_1d, sinusoid_2d
@@ -48,6 +49,30 @@ def test_no_recurrence_ablation_is_a_bias_free_gated_mlp():
     x2[0, 2] += 1.0
     changed = (m(x) - m(x2)).abs().amax(-1)[0] > 0
     assert changed.tolist() == [False, False, True, False, False]     # per-token: no state transition
+
+
+@pytest.mark.parametrize("kind", ["mamba", "lstm", "none"])
+def test_prototype_chunks_carry_the_recurrent_state(kind):
+    """The recurrent pass over segments of 3 tokens, carrying each layer's state, equals one pass over all 11."""
+    torch.manual_seed(0)
+    m = RecurrentModel(fast_cfg(**{"recurrent.kind": kind}).recurrent).double().eval()
+    e = torch.randn(2, 11, D, dtype=torch.float64)
+    with torch.no_grad():
+        whole, seg = m(e), m(e, segment=3)
+    assert torch.allclose(seg, whole, rtol=0, atol=1e-10)
+    e2 = e.clone()
+    e2[:, 4] += 1.0
+    with torch.no_grad():   # ...and the state really crosses segments: token 4 moves the later ones
+        later = (m(e2, segment=3) - seg)[:, 6:].abs().amax().item()
+    assert (later > 1e-6) == (kind != "none")
+
+
+def test_prototype_chunks_refuse_attention():
+    m = RecurrentModel(fast_cfg(**{"recurrent.kind": "transformer", "recurrent.n_heads": "4"}).recurrent)
+    with pytest.raises(RPGInputError, match="prototype chunk 3.*transformer"):
+        m(torch.randn(1, 7, D), segment=3)
+    with pytest.raises(RPGInputError, match="prototype chunk 0"):
+        m(torch.randn(1, 7, D), segment=0)
 
 
 @pytest.mark.parametrize("strategy,position,expect", [

@@ -256,6 +256,8 @@ def all_jobs(cfg: dict) -> dict[str, int]:
         counts.update(memory=len(benches), publish_memory=len(benches))
     for study in {t["memory"]["study"] for t in cfg["tables"].values() if t.get("memory")}:
         counts[study] = 1            # a memory study a table reads (Table 8: rule fig8)
+    if (cfg.get("fig8") or {}).get("rpg_generate"):
+        counts["fig8_generation"] = 1  # the untrained 198M generation, its own benchmark rule
     from rpg.tables.claims import CLAIMS
     if {n for c in CLAIMS for n in c.tables} & set(cfg["tables"]):
         counts["claims"] = 1

@@ -168,10 +168,11 @@ class _SSDIntraChunk(torch.autograd.Function):
 
 
 def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-                chunk_size: int = DEFAULT_CPU_CHUNK_SIZE, D: torch.Tensor | None = None) -> torch.Tensor:
+                chunk_size: int = DEFAULT_CPU_CHUNK_SIZE, D: torch.Tensor | None = None,
+                initial_state: torch.Tensor | None = None, return_final_state: bool = False):
     """Chunked SSD scan (Mamba2, arXiv:2405.21060, Sec. 6): for every head h,
 
-        h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T,    y_t = h_t C_t + D x_t      (h_0 = 0)
+        h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T,    y_t = h_t C_t + D x_t      (h_0 = initial_state or 0)
 
     computed by splitting the sequence into chunks of `chunk_size` tokens:
       1. inside each chunk, a masked quadratic ("attention-like") form  y = (C B^T * decay) (dt x);
@@ -189,8 +190,12 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
         B, C: (b, L, G, N) input/output projections; head h uses group h // (H // G).
         chunk_size: tokens per chunk; L need not be a multiple of it.
         D: optional skip weight, (H,) or (H, P).
+        initial_state: optional h_0, (b, H, N, P): the state a previous segment of the sequence ended in,
+            so that a long sequence can be scanned segment by segment (Mamba2.forward_segment).
+        return_final_state: also return h_L, (b, H, N, P), in the compute dtype.
     Returns:
-        y: (b, L, H, P), computed in float32 (float64 for float64 input), returned in x's dtype.
+        y: (b, L, H, P), computed in float32 (float64 for float64 input), returned in x's dtype;
+        (y, h_L) if return_final_state.
     """
     b, L, H, P = x.shape
     G, N = B.shape[-2:]
@@ -199,8 +204,12 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
     out_dtype = x.dtype
     ct = _compute_dtype(x.dtype)
     x, dt, A, B, C = (t.to(ct) for t in (x, dt, A, B, C))
+    h0 = None if initial_state is None else initial_state.to(ct)
     if L == 0:
-        return x.new_zeros(x.shape).to(out_dtype)
+        y = x.new_zeros(x.shape).to(out_dtype)
+        if not return_final_state:
+            return y
+        return y, (x.new_zeros(b, H, N, P) if h0 is None else h0)
     Q = min(int(chunk_size), L)  # a sequence shorter than one chunk needs no padding
     pad = (-L) % Q
     if pad:
@@ -232,10 +241,17 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
     # 3. Inter-chunk recurrence S_end[k] = exp(tot_k) S_end[k-1] + S_k, unrolled as a lower-
     #    triangular (c x c) matrix of chunk-to-chunk decays applied to all states at once.
     tot = cs[..., -1].reshape(b, c, H).transpose(1, 2)  # (b, H, c): total log-decay of each chunk
-    W = _chunk_decay_matrix(tot)  # (b, H, c, c), W[k, j] = exp(sum_{j < m <= k} tot_m)
-    s_end = W @ states.view(b, c, H, N * P).transpose(1, 2)  # (b, H, c, N*P): state after chunk k
-    # The state *entering* chunk k is the one after chunk k-1 (zero for the first chunk).
-    s_in = F.pad(s_end[:, :, :-1], (0, 0, 1, 0)).transpose(1, 2).reshape(b, c, G, hg, N, P)
+    states = states.view(b, c, H, N * P).transpose(1, 2)  # (b, H, c, N*P)
+    if h0 is not None:
+        # h_0 enters as a chunk -1 of zero log-decay whose own state is h_0: (b, H, c + 1, .)
+        tot = F.pad(tot, (1, 0))
+        states = torch.cat([h0.reshape(b, H, 1, N * P), states], dim=2)
+    W = _chunk_decay_matrix(tot)  # (b, H, c', c'), W[k, j] = exp(sum_{j < m <= k} tot_m)
+    s_end = W @ states  # (b, H, c', N*P): state after chunk k
+    h_L = s_end[:, :, -1].reshape(b, H, N, P)  # zero-padded steps (dt = 0) leave the state unchanged
+    # The state *entering* chunk k is the one after chunk k-1 (h_0, or zero, for the first chunk).
+    s_in = s_end[:, :, :-1] if h0 is not None else F.pad(s_end[:, :, :-1], (0, 0, 1, 0))
+    s_in = s_in.transpose(1, 2).reshape(b, c, G, hg, N, P)
 
     # 4. Read-out of the entering state, exp(cs[l]) C_l^T S_in, with the decay folded into C
     #    (N wide, cheaper than scaling the P-wide output); baddbmm fuses the add.
@@ -243,7 +259,8 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
     y = torch.baddbmm(y.view(-1, Q, P), C_dec.view(-1, Q, N), s_in.reshape(-1, N, P))  # (b*c*H, Q, P)
 
     y = y.view(b, c, H, Q, P).transpose(2, 3).reshape(b, c * Q, H, P)  # (b, L + pad, H, P)
-    return y[:, :L].to(out_dtype)
+    y = y[:, :L].to(out_dtype)
+    return (y, h_L) if return_final_state else y
 
 
 class RMSNormGated(nn.Module):
@@ -295,7 +312,8 @@ class Mamba2(nn.Module):
     - `d_in` (extra): width of the input; defaults to `d_model`. RPG-Large's second layer maps
       12288 -> 16384 by swapping in_proj for `Linear(12288, ...)`; `d_in` builds that directly.
     - `use_mem_eff_path` and `layer_idx` are accepted for signature compatibility and ignored.
-    Not supported: tensor parallelism, inference caches (RPG always runs the full sequence).
+    Not supported: tensor parallelism, token-by-token inference caches; `forward_segment` carries the
+    state across segments instead.
     """
 
     def __init__(self, d_model: int, d_state: int = 128, d_conv: int = 4, conv_init: float | None = None,
@@ -368,6 +386,18 @@ class Mamba2(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """u: (B, L, d_in) -> (B, L, d_model)."""
+        return self._run(u, None, False)
+
+    def forward_segment(self, u: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                        ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One segment of a longer sequence: u (B, L_seg, d_in) and the state the previous segment left
+        (None for the first) -> (y (B, L_seg, d_model), state). Scanning segment after segment gives the
+        same output as one forward over the whole sequence, while the activations held at once are one
+        segment's: how a 198M-parameter model's prototypes fit in CPU memory (sampling `prototype_chunk`).
+        state = (the last d_conv - 1 pre-conv xBC rows (B, d_conv - 1, conv_dim), h (B, H, N, P))."""
+        return self._run(u, state, True)
+
+    def _run(self, u: torch.Tensor, state, want_state: bool):
         if u.dim() != 3 or u.shape[-1] != self.d_in:
             raise RPGInputError(f"Mamba2: expected input (batch, length, {self.d_in}), got {tuple(u.shape)}")
         b, L, _ = u.shape
@@ -384,11 +414,22 @@ class Mamba2(nn.Module):
         z, xBC, dt = parts  # (b, L, n_z), (b, L, n_xbc), (b, L, H)
         if self.d_mlp > 0:
             z0, x0, z = torch.split(z, [self.d_mlp, self.d_mlp, self.d_ssm], dim=-1)
-        # Causal depthwise conv over time: pad d_conv - 1 on both sides, keep the first L outputs.
-        # (oneDNN's depthwise conv beat a hand-written shift-and-add version, forward and backward.)
+        conv_state = None
+        if want_state:
+            # Causal conv across the segment boundary: the previous segment's last d_conv - 1 rows (zeros
+            # at the start, as the padding below) go in front; they are also the next segment's state.
+            K1 = self.d_conv - 1
+            prev = xBC.new_zeros(b, K1, xBC.shape[-1]) if state is None else state[0].to(xBC.dtype)
+            xBC = torch.cat([prev, xBC], dim=1)  # (b, K1 + L, ch)
+            conv_state = xBC[:, xBC.shape[1] - K1:]
+            xBC = F.conv1d(xBC.transpose(1, 2), self.conv1d.weight, self.conv1d.bias,
+                           groups=self.conv1d.groups)  # (b, ch, L)
+        else:
+            # Causal depthwise conv over time: pad d_conv - 1 on both sides, keep the first L outputs.
+            # (oneDNN's depthwise conv beat a hand-written shift-and-add version, forward and backward.)
+            xBC = F.conv1d(xBC.transpose(1, 2), self.conv1d.weight, self.conv1d.bias, padding=self.d_conv - 1,
+                           groups=self.conv1d.groups)[..., :L]  # (b, ch, L)
         # The copy back to (b, L, ch) makes SiLU and everything after it work on contiguous memory.
-        xBC = F.conv1d(xBC.transpose(1, 2), self.conv1d.weight, self.conv1d.bias, padding=self.d_conv - 1,
-                       groups=self.conv1d.groups)[..., :L]  # (b, ch, L)
         xBC = F.silu(xBC.transpose(1, 2).contiguous())  # (b, L, d_ssm + 2 G N)
         x, B, C = torch.split(xBC, [self.d_ssm, G * N, G * N], dim=-1)
 
@@ -399,7 +440,10 @@ class Mamba2(nn.Module):
         A = -torch.exp(self.A_log.to(ct))  # (H,)
         D = self.D.view(H, P) if self.D_has_hdim else self.D
         y = ssd_chunked(x.reshape(b, L, H, P), dt, A, B.reshape(b, L, G, N), C.reshape(b, L, G, N),
-                        self.chunk_size, D=D)
+                        self.chunk_size, D=D, initial_state=None if state is None else state[1],
+                        return_final_state=want_state)
+        if want_state:
+            y, h = y
         y = y.reshape(b, L, self.d_ssm)  # (b, L, d_ssm)
         if self.rmsnorm:
             y = self.norm(y, z)
@@ -408,7 +452,8 @@ class Mamba2(nn.Module):
         y = y.to(u.dtype)
         if self.d_mlp > 0:
             y = torch.cat([F.silu(z0) * x0, y], dim=-1)  # (b, L, d_inner)
-        return self.out_proj(y)
+        y = self.out_proj(y)
+        return (y, (conv_state, h)) if want_state else y
 
 
 def _check_shapes(d_model, d_in, d_inner, d_ssm, headdim, ngroups, d_state, d_conv, chunk_size,

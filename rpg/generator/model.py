@@ -33,9 +33,9 @@ class RPG(nn.Module):
         self.noise_schedule = DDPMScheduler(dc.num_train_timesteps, dc.beta_start, dc.beta_end, dc.beta_schedule)
 
     def prototypes(self, batch: int, permutation: torch.Tensor | None = None,
-                   task: torch.Tensor | None = None) -> torch.Tensor:
-        """One parallel pass of the recurrent model: (B, L, d_cond)."""
-        return self.recurrent(self.inputs(batch, permutation, task))
+                   task: torch.Tensor | None = None, segment: int | None = None) -> torch.Tensor:
+        """One pass of the recurrent model: (B, L, d_cond); `segment` tokens at a time if given."""
+        return self.recurrent(self.inputs(batch, permutation, task), segment=segment)
 
     def forward(self, x0: torch.Tensor, mask: torch.Tensor, permutation: torch.Tensor | None = None,
                 task: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rpg.errors import RPGInputError
 from rpg.generator.config import RecurrentConfig
 
 
@@ -78,10 +79,34 @@ class RecurrentModel(nn.Module):
         else:
             self.layers = nn.ModuleList(GatedMLP(widths[i - 1] if i else w, w) for i, w in enumerate(widths))
 
-    def forward(self, e: torch.Tensor) -> torch.Tensor:
+    def forward(self, e: torch.Tensor, segment: int | None = None) -> torch.Tensor:
+        """e (B, L, d_in) -> (B, L, d_out). `segment`: run each layer over `segment` tokens at a time,
+        carrying its recurrent state across segments (same result; the activations held at once shrink
+        from L tokens to `segment`, which is what lets a ConvNeXt-L generator's pass fit a 24 GiB CPU)."""
+        L = e.shape[1]
+        if segment is not None and not (isinstance(segment, int) and segment >= 1):
+            raise RPGInputError(f"prototype chunk {segment!r}: must be an integer >= 1")
         h = e
         for layer in self.layers:
-            h = layer(h)
+            if segment is None or segment >= L or isinstance(layer, GatedMLP):   # token-wise: nothing to carry
+                h = layer(h)
+            else:
+                h = self._segmented(layer, h, segment)
             if isinstance(h, tuple):  # nn.LSTM returns (output, (h_n, c_n))
                 h = h[0]
         return h
+
+    def _segmented(self, layer: nn.Module, h: torch.Tensor, segment: int) -> torch.Tensor:
+        if isinstance(layer, nn.LSTM):
+            step = layer                                   # (x, (h_n, c_n)) -> (y, (h_n, c_n))
+        elif hasattr(layer, "forward_segment"):
+            step = layer.forward_segment                   # (x, state) -> (y, state)
+        else:
+            raise RPGInputError(f"prototype chunk {segment}: the {self.cfg.kind} backbone "
+                                f"({type(layer).__name__}) cannot carry its state across segments; "
+                                "use the PyTorch Mamba2 (recurrent.use_kernel: false), lstm or mlp, or no chunk")
+        outs, state = [], None
+        for lo in range(0, h.shape[1], segment):
+            y, state = step(h[:, lo:lo + segment], state)  # (B, seg, d_out)
+            outs.append(y)
+        return torch.cat(outs, dim=1)                      # (B, L, d_out)

@@ -57,9 +57,12 @@ def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: in
                   mode: str | None = None, chunk_size: int | None = None,
                   permutation: torch.Tensor | None = None, task: torch.Tensor | None = None,
                   generator: torch.Generator | None = None, device: str | torch.device = "cpu",
-                  autocast: bool = False, progress: bool = False, timings: dict | None = None) -> torch.Tensor:
+                  autocast: bool = False, progress: bool = False, timings: dict | None = None,
+                  prototype_chunk: int | None = None) -> torch.Tensor:
     """Sample `num` token sequences, (num, L, d). Defaults come from the model's diffusion config.
-    `timings`, if given, receives the seconds of the prototype pass (once) and of the denoising loop (per step)."""
+    `timings`, if given, receives the seconds of the prototype pass (once) and of the denoising loop (per step).
+    `prototype_chunk` runs the recurrent pass that many tokens at a time, carrying its state (same prototypes,
+    less memory; our addition: the paper's partial mode chunks the denoising only)."""
     dc = model.cfg.diffusion
     sampler, steps, mode, chunk_size = resolve_sampling(model.cfg, sampler, steps, mode, chunk_size).values()
     if num < 1:
@@ -73,7 +76,7 @@ def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: in
     t0 = time.perf_counter()
     with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
         P = model.prototypes(num, None if permutation is None else permutation.to(device),
-                             None if task is None else task.to(device))          # (num, L, d_cond)
+                             None if task is None else task.to(device), segment=prototype_chunk)  # (num, L, d_cond)
         unet = fold_batchnorm(model.denoiser)
         c_emb = unet.embed_condition(P.reshape(num * L, -1))                     # (num*L, 1, d), once
         t_all = scheduler.timesteps

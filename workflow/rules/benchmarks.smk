@@ -88,6 +88,35 @@ rule fig8:
         " > {log} 2>&1"
 
 
+# Also issue 13: one ConvNeXt-L (198M) from an untrained RPG-Large generator in partial mode on this CPU, with its
+# time and peak memory (config fig8.rpg_generate). Its own rule: ~15 min of 2-core CPU that Fig. 8 does not plot.
+#   snakemake results/mini/fig8_generation.json --cores 1 --resources gpu=1
+
+
+rule fig8_generation:
+    """One model of fig8.rpg_generate's size from an untrained generator of its preset, partial mode (the
+    recurrent pass too, carrying its state), under Fig. 8's memory cap: time and peak memory.
+    """
+    input:
+        script=str(REPO / "benchmarks/memory.py"),
+    output:
+        json="results/{scale}/fig8_generation.json",
+    log:
+        "results/{scale}/logs/fig8_generation.log",
+    benchmark:
+        "results/{scale}/benchmarks/fig8_generation.tsv"
+    localrule: True
+    conda:
+        "../envs/rpg.yaml"
+    params:
+        flags=fig8_generation_flags,
+    shell:
+        "python {input.script:q}"
+        " --out {output.json}"
+        " {params.flags}"
+        " > {log} 2>&1"
+
+
 rule publish_fig8:
     """results/fig8.csv/.png: the configured scale's Fig. 8."""
     input:

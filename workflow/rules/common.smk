@@ -641,6 +641,22 @@ def bench_flags(wildcards):
 
 
 # ------------------------------------------------------------------------------ Fig. 8 (issue 13)
+def _memory_flags(spec, keys):
+    flags = []
+    for key, flag in keys:
+        if spec.get(key) is not None:
+            flags.append(f"{flag} {spec[key]}")
+    return flags
+
+
+_MEMORY_LIMITS = (
+    ("cap_gib", "--cap-gib"),
+    ("steps", "--steps"),
+    ("timeout_s", "--timeout"),
+    ("threads", "--threads"),
+)
+
+
 def fig8_flags(wildcards):
     """benchmarks/memory.py options from config `fig8` (unset keys keep the script's defaults)."""
     spec = config.get("fig8", {})
@@ -648,14 +664,13 @@ def fig8_flags(wildcards):
     for key in ("sizes", "methods"):
         if spec.get(key):
             flags.append(f"--{key} {shlex.quote(','.join(spec[key]))}")
-    for key, flag in (
-        ("cap_gib", "--cap-gib"),
-        ("steps", "--steps"),
-        ("batch", "--batch"),
-        ("timeout_s", "--timeout"),
-        ("threads", "--threads"),
-        ("rpg_generate", "--rpg-generate"),
-    ):
-        if spec.get(key) is not None:
-            flags.append(f"{flag} {spec[key]}")
-    return " ".join(flags)
+    return " ".join(
+        flags + _memory_flags(spec, _MEMORY_LIMITS + (("batch", "--batch"),))
+    )
+
+
+def fig8_generation_flags(wildcards):
+    """The untrained generation of config `fig8.rpg_generate` alone, under Fig. 8's cap and step count."""
+    spec = config.get("fig8", {})
+    keys = _MEMORY_LIMITS + (("rpg_generate", "--rpg-generate"),)
+    return " ".join(["--methods ''"] + _memory_flags(spec, keys))
