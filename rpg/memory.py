@@ -116,7 +116,10 @@ def study_label(record: dict[str, Any]) -> str:
 def project_peaks(records: list[dict[str, Any]]) -> None:
     """In place: a size's parameter count on every record of that size (runs skipped after an OOM have none),
     and for each curve with two or more fitting sizes, the exponent of a power law peak ~ a * params^b fitted in
-    log-log (`growth_exponent`) and the peak it projects for each run that did not fit (`projected_peak_bytes`)."""
+    log-log (`growth_exponent`) and the peak it projects for each run that did not fit (`projected_peak_bytes`).
+    A run that did not fit needed more than its cap (or a smaller size already did, and peaks grow with size), so
+    a projection below the cap is raised to the cap and marked `projected_lower_bound`: a flat curve (RPG until
+    its diffusion batch is full) would otherwise project an OOM to fit."""
     import numpy as np
 
     params = {r["size"]: r["params"] for r in records if r.get("params")}
@@ -133,4 +136,7 @@ def project_peaks(records: list[dict[str, Any]]) -> None:
             if study_label(r) == label:
                 r["growth_exponent"] = round(float(b), 3)
                 if r["status"] != "ok" and r.get("params"):
-                    r["projected_peak_bytes"] = float(np.exp(log_a + b * np.log(r["params"])))
+                    law = float(np.exp(log_a + b * np.log(r["params"])))
+                    bound = r["status"] in ("oom", "skipped") and law < r.get("cap_bytes", 0)
+                    r["projected_peak_bytes"] = float(r["cap_bytes"]) if bound else law
+                    r["projected_lower_bound"] = bound

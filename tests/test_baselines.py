@@ -297,6 +297,13 @@ def test_project_peaks_fills_skipped_sizes_and_extrapolates_the_power_law():
     assert recs[2]["projected_peak_bytes"] == pytest.approx(3 * 30000 ** 2, rel=1e-6)
     assert recs[0]["growth_exponent"] == pytest.approx(2.0)
     assert "growth_exponent" not in recs[4]                             # one point: no fit
+    assert not skipped["projected_lower_bound"]
+    # a flat curve (peak ~ params^0.01) that still ran out of memory: the law's 1 GiB is raised to the cap
+    flat = [{"method": "rpg", "preset": "small", "size": s, "params": p, "status": "ok",
+             "peak_bytes": 2 ** 30 * p ** 0.01} for s, p in (("a", 1), ("b", 10))]
+    flat.append({"method": "rpg", "preset": "small", "size": "c", "params": 100, "status": "oom", "cap_bytes": cap})
+    project_peaks(flat)
+    assert flat[2]["projected_peak_bytes"] == cap and flat[2]["projected_lower_bound"]
 
 
 def test_table8_reports_each_method_at_the_columns_paper_size(tmp_path):

@@ -40,7 +40,10 @@ def paper_size_memory(study: dict[str, Any] | None, size: str | None, method: st
 def _memory_outcome(r: dict[str, Any]) -> str:
     gib = 2 ** 30
     cap = f"{r['cap_bytes'] / gib:.0f} GiB cap" if r.get("cap_bytes") else "no cap"
-    projected = f" (projected {r['projected_peak_bytes'] / gib:.1f} GiB)" if r.get("projected_peak_bytes") else ""
+    projected = ""
+    if r.get("projected_peak_bytes"):
+        at_least = "at least " if r.get("projected_lower_bound") else ""
+        projected = f" (projected {at_least}{r['projected_peak_bytes'] / gib:.1f} GiB)"
     if r["status"] == "ok":
         return f"fits: {r.get('peak_bytes', 0) / gib:.1f} GiB peak under the {cap}"
     if r["status"] == "oom":
