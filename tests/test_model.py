@@ -117,8 +117,11 @@ def test_fold_batchnorm_equals_the_unfolded_network():
             bn.weight.uniform_(0.5, 2.0)
             bn.bias.uniform_(-1.0, 1.0)
     unet.eval()
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
     folded = fold_batchnorm(unet)
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in folded.modules())
+    assert all(torch.equal(v, before[k]) for k, v in unet.state_dict().items())    # folding copies the convs...
+    assert folded.cond_embed.weight is unet.cond_embed.weight                     # ...and shares the rest
     x, t, c = torch.randn(10, 32), torch.randint(0, 1000, (10,)), torch.randn(10, 16)
     with torch.no_grad():
         ref, got = unet(x, t, c), folded(x, t, c)

@@ -72,7 +72,11 @@ def fold_batchnorm(unet: ConditionalUNet1D) -> ConditionalUNet1D:
     """A copy for sampling with each eval-mode BatchNorm folded into the conv before it
     (y = gamma (Wx + b - mu) / sqrt(var + eps) + beta is again a conv): one pass less per layer and step."""
     import copy
-    folded = copy.deepcopy(unet).eval()
+    # Only the convs change: every other tensor is shared with `unet` (memo), not copied. RPG-Large's
+    # condition and time Linears are 1 GiB each, and a full copy ran ConvNeXt-L's CPU generation out of memory.
+    own = {id(t) for conv in unet.convs for t in conv.parameters()}
+    memo = {id(t): t for t in (*unet.parameters(), *unet.buffers()) if id(t) not in own}
+    folded = copy.deepcopy(unet, memo).eval()
     with torch.no_grad():
         for conv, bn in zip(folded.convs, folded.norms):
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)      # (C_out,)

@@ -105,8 +105,10 @@ class RecurrentModel(nn.Module):
             raise RPGInputError(f"prototype chunk {segment}: the {self.cfg.kind} backbone "
                                 f"({type(layer).__name__}) cannot carry its state across segments; "
                                 "use the PyTorch Mamba2 (recurrent.use_kernel: false), lstm or mlp, or no chunk")
-        outs, state = [], None
+        out, state = None, None
         for lo in range(0, h.shape[1], segment):
             y, state = step(h[:, lo:lo + segment], state)  # (B, seg, d_out)
-            outs.append(y)
-        return torch.cat(outs, dim=1)                      # (B, L, d_out)
+            if out is None:                                # written in place: no list + cat (2x the output)
+                out = y.new_empty(h.shape[0], h.shape[1], y.shape[-1])
+            out[:, lo:lo + y.shape[1]] = y
+        return out                                         # (B, L, d_out)

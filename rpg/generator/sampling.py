@@ -79,6 +79,7 @@ def sample_tokens(model: RPG, num: int, *, sampler: str | None = None, steps: in
                              None if task is None else task.to(device), segment=prototype_chunk)  # (num, L, d_cond)
         unet = fold_batchnorm(model.denoiser)
         c_emb = unet.embed_condition(P.reshape(num * L, -1))                     # (num*L, 1, d), once
+        del P                                                                    # only c_emb is used from here
         t_all = scheduler.timesteps
         t_emb = unet.embed_time(t_all.to(device))                                # (K, 1, d), once
     t1 = time.perf_counter()
