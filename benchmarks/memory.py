@@ -95,14 +95,12 @@ def child(method: str, preset: str, size: str, steps: int, batch: int, cap: int)
         sd = {k: v.detach().clone() for k, v in build_model(_architecture(size)).state_dict().items()}
         record["params"] = sum(v.numel() for k, v in sd.items() if is_generated(k, v))
         stage = "data"
-        # a training pair: the model and a perturbed copy (a generation needs only the one model's layout)
-        sds = [sd] + ([] if method == "rpg-generate" else
-                      [{k: (v + 0.01 * torch.randn_like(v)) if v.is_floating_point() else v for k, v in sd.items()}])
-        if method == "rpg-generate":
+        if method == "rpg-generate":   # one model's layout is all a generation needs
             record.update(_generate_rpg(preset, sd, steps))
         elif method == "rpg":
-            _run_rpg(preset, sds, steps, batch)
+            _run_rpg(preset, _training_pair(sd), steps, batch)
         else:
+            sds = _training_pair(sd)
             token = 256
             tok = ParamTokenizer.fit(((str(i), s) for i, s in enumerate(sds)), token, "flatten")
             x = torch.stack([tok.normalize(s, torch.float32) for s in sds])        # (2, P)
@@ -119,6 +117,12 @@ def child(method: str, preset: str, size: str, steps: int, batch: int, cap: int)
     record["peak_bytes"] = _status_kib("VmHWM") * 1024 - base_rss
     record["seconds"] = round(time.time() - t0, 2)
     return record
+
+
+def _training_pair(sd: dict) -> list[dict]:
+    """A two-checkpoint zoo: the model and a copy with small noise on its floating-point tensors."""
+    import torch
+    return [sd, {k: (v + 0.01 * torch.randn_like(v)) if v.is_floating_point() else v for k, v in sd.items()}]
 
 
 def _run_rpg(preset: str, sds: list, steps: int, batch: int) -> None:
