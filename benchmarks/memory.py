@@ -73,7 +73,7 @@ def _architecture(size: str):
     return spec
 
 
-def child(method: str, preset: str, size: str, steps: int, batch: int, cap: int) -> dict:
+def child(method: str, preset: str, size: str, steps: int, batch: int, cap: int, chunk: int | None = None) -> dict:
     """One measurement, in this (child) process. Returns the record; OOM is caught and recorded."""
     import timm  # noqa: F401  (imports first: the baseline memory holds every library)
     import torch
@@ -96,7 +96,7 @@ def child(method: str, preset: str, size: str, steps: int, batch: int, cap: int)
         record["params"] = sum(v.numel() for k, v in sd.items() if is_generated(k, v))
         stage = "data"
         if method == "rpg-generate":   # one model's layout is all a generation needs
-            record.update(_generate_rpg(preset, sd, steps))
+            record.update(_generate_rpg(preset, sd, steps, chunk))
         elif method == "rpg":
             _run_rpg(preset, _training_pair(sd), steps, batch)
         else:
@@ -148,12 +148,14 @@ def _run_rpg(preset: str, sds: list, steps: int, batch: int) -> None:
         opt.step()
 
 
-def _generate_rpg(preset: str, sd: dict, steps: int) -> dict:
-    """One model from an UNTRAINED RPG generator of the preset, partial mode (chunks of diffusion.chunk_size
-    tokens, in the denoising and, carrying the Mamba state, in the recurrent pass: RPG-Large's 10.5 GiB of fp32
-    weights plus its activations over ConvNeXt-L's ~12k tokens at once ran out of 20 GiB), DDIM with `steps`
-    steps; the time at the preset's own step count is the prototype pass (once) plus the denoising loop scaled
-    to that many steps."""
+def _generate_rpg(preset: str, sd: dict, steps: int, chunk: int | None = None) -> dict:
+    """One model from an UNTRAINED RPG generator of the preset, partial mode, DDIM with `steps` steps; the time at
+    the preset's own step count is the prototype pass (once) plus the denoising loop scaled to that many steps.
+    Partial mode twice over: the recurrent pass runs diffusion.chunk_size tokens at a time carrying the Mamba state
+    (RPG-Large's 10.5 GiB of fp32 weights plus its activations over ConvNeXt-L's ~12k tokens at once ran out of
+    20 GiB), and the denoiser `chunk` tokens at a time (default the same; a 256-token chunk of 16,384-wide tokens
+    is 1.5 GiB per conv activation, which ran out too). Smaller segments in the recurrent pass would re-read the
+    weights once per segment, so only the denoiser's chunk is a knob."""
     import torch
 
     from rpg.generator.config import preset_config
@@ -161,19 +163,20 @@ def _generate_rpg(preset: str, sd: dict, steps: int) -> dict:
     from rpg.generator.sampling import sample_tokens
     from rpg.generator.tokenizer import ParamTokenizer
     cfg = preset_config(preset, {})
+    chunk = chunk or cfg.diffusion.chunk_size
     tok = ParamTokenizer.fit([("0", sd)], cfg.tokenizer.token_size, cfg.tokenizer.strategy)
     model = RPG(cfg, tok.layer_ids, tok.token_ids, 1).eval()
     t = {}
-    tokens = sample_tokens(model, 1, sampler="ddim", steps=steps, mode="partial", permutation=torch.zeros(1).long(),
-                           generator=torch.Generator().manual_seed(0), timings=t,
+    tokens = sample_tokens(model, 1, sampler="ddim", steps=steps, mode="partial", chunk_size=chunk,
+                           permutation=torch.zeros(1).long(), generator=torch.Generator().manual_seed(0), timings=t,
                            prototype_chunk=cfg.diffusion.chunk_size)
     generated = tok.detokenize(tokens[0])
     projected = t["prototypes_s"] + t["denoising_s"] * cfg.diffusion.sampling_steps / t["steps"]
-    return {"tokens": tok.num_tokens, "sampling_steps": steps,
+    return {"tokens": tok.num_tokens, "token_size": cfg.tokenizer.token_size, "sampling_steps": steps,
             "sampling_seconds": round(t["prototypes_s"] + t["denoising_s"], 1),
             "prototypes_seconds": round(t["prototypes_s"], 1), "denoising_seconds": round(t["denoising_s"], 1),
             "preset_steps": cfg.diffusion.sampling_steps, "projected_seconds": round(projected, 1),
-            "chunk_tokens": cfg.diffusion.chunk_size,
+            "chunk_tokens": chunk, "prototype_chunk_tokens": cfg.diffusion.chunk_size,
             "generated_params": sum(v.numel() for v in generated.values()), "trained": False}
 
 
@@ -201,12 +204,12 @@ def _run_baseline(method: str, preset: str, tok, x, steps: int, batch: int) -> N
 
 # ------------------------------------------------------------------------------------------------ parent
 def measure(method: str, preset: str, size: str, steps: int, batch: int, cap: int, timeout: int,
-            threads: int | None) -> dict:
+            threads: int | None, chunk: int | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, preset, size, str(steps), str(batch),
-           str(cap)]
+           str(cap)] + (["--child-chunk", str(chunk)] if chunk else [])
     t0 = time.time()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -281,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--child", nargs=6, metavar=("METHOD", "PRESET", "SIZE", "STEPS", "BATCH", "CAP"),
                    help=argparse.SUPPRESS)
+    p.add_argument("--child-chunk", type=int, help=argparse.SUPPRESS)
     p.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated ids (known: {', '.join(SIZES)})")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated METHOD:PRESET pairs")
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
@@ -294,18 +298,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="also sample one model of SIZE from an untrained RPG generator of PRESET in partial mode "
                         "(e.g. convnext_large:large), --steps DDIM steps, time projected to the preset's steps; "
                         "with --methods '' it is the only run (no CSV or plot)")
+    p.add_argument("--rpg-chunk", type=int, metavar="N",
+                   help="tokens per denoising chunk of --rpg-generate (default: the preset's diffusion.chunk_size, "
+                        "256; the recurrent pass keeps that segment length)")
     p.add_argument("--out", default="benchmarks/out/fig8.json")
     p.add_argument("--csv", help="the records as CSV (default: --out with .csv)")
     p.add_argument("--plot", help="PNG (default: --out with .png)")
     a = p.parse_args(argv)
     if a.child:
         method, preset, size, steps, batch, cap = a.child
-        print(json.dumps(child(method, preset, size, int(steps), int(batch), int(cap))), flush=True)
+        print(json.dumps(child(method, preset, size, int(steps), int(batch), int(cap), a.child_chunk)), flush=True)
         return 0
     sizes = [s for s in a.sizes.split(",") if s]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         p.error(f"--sizes: unknown {', '.join(unknown)} (known: {', '.join(SIZES)})")
+    if a.rpg_chunk is not None and a.rpg_chunk < 1:
+        p.error(f"--rpg-chunk {a.rpg_chunk}: must be an integer >= 1")
     cap = int(a.cap_gib * 2 ** 30)
     records = []
     for pair in filter(None, a.methods.split(",")):   # --methods '' with --rpg-generate: the generation alone
@@ -323,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     generation = None
     if a.rpg_generate:
         size, _, preset = a.rpg_generate.partition(":")
-        generation = measure("rpg-generate", preset or "large", size, a.steps, 1, cap, a.timeout, a.threads)
+        generation = measure("rpg-generate", preset or "large", size, a.steps, 1, cap, a.timeout, a.threads,
+                             a.rpg_chunk)
         print(json.dumps(generation), flush=True)
     from rpg.formats import write_memory_study
     from rpg.memory import project_peaks

@@ -355,11 +355,12 @@ def test_memory_script_runs_the_untrained_generation_alone(tmp_path):
 
     out = tmp_path / "gen.json"
     subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "memory.py"),
-                    "--methods", "", "--rpg-generate", "cnn_m_mini:tiny", "--steps", "2", "--cap-gib", "6",
-                    "--out", str(out)], check=True, capture_output=True, text=True)
+                    "--methods", "", "--rpg-generate", "cnn_m_mini:tiny", "--rpg-chunk", "3", "--steps", "2",
+                    "--cap-gib", "6", "--out", str(out)], check=True, capture_output=True, text=True)
     study = formats.read_memory_study(out)
     gen = study["rpg_generation"]
     assert study["records"] == [] and not out.with_suffix(".png").exists()
     assert gen["status"] == "ok" and gen["sampling_steps"] == 2 and gen["trained"] is False
+    assert gen["chunk_tokens"] == 3 and gen["tokens"] > 3              # the denoiser ran in several chunks
     assert gen["generated_params"] == gen["params"] > 0          # every generated tensor of the architecture
     assert 0 < gen["peak_bytes"] < study["cap_bytes"]
