@@ -672,5 +672,8 @@ def fig8_flags(wildcards):
 def fig8_generation_flags(wildcards):
     """The untrained generation of config `fig8.rpg_generate` alone, under Fig. 8's cap and step count."""
     spec = config.get("fig8", {})
-    keys = _MEMORY_LIMITS + (("rpg_generate", "--rpg-generate"), ("rpg_chunk", "--rpg-chunk"))
+    keys = _MEMORY_LIMITS + (
+        ("rpg_generate", "--rpg-generate"),
+        ("rpg_chunk", "--rpg-chunk"),
+    )
     return " ".join(["--methods ''"] + _memory_flags(spec, keys))
