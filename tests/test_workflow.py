@@ -428,21 +428,29 @@ def test_snakefmt_is_clean():
 def test_dvc_yaml_tracks_only_generated_artefacts():
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
     assert spec["vars"] == ["config/config.yaml"]
-    kinds_of = {"zoo": ["zoos"], "experiment": ["runs", "generated", "metrics"], "variant": ["generated", "metrics"]}
+    kinds_of = {"zoo": ["zoos"], "experiment": ["runs", "generated", "metrics"], "variant": ["generated", "metrics"],
+                "benchmark": ["${key}.json", "${key}.png"], "fig8": ["fig8.json", "fig8.csv", "fig8.png"],
+                "fig8_generation": ["fig8_generation.json"]}
+    target_of = {"zoo": r"zoos/\$\{key\}/manifest\.json", "experiment": r"metrics/\$\{key\}\.json",
+                 "variant": r"metrics/\$\{key\}\.json", "benchmark": r"\$\{key\}\.json", "fig8": r"fig8\.json",
+                 "fig8_generation": r"fig8_generation\.json"}
+    assert {name.removeprefix("paper_") for name in spec["stages"]} == set(kinds_of)
     for name, stage in spec["stages"].items():
-        body = stage["do"]
+        body = stage.get("do", stage)                  # a foreach group or a single stage
+        kind = name.removeprefix("paper_")
         assert body["frozen"] is True
         assert "deps" not in body                      # DVC never decides what to rerun
         cmd = " ".join(body["cmd"].split())
-        # the exact Snakemake call, target first (before the variadic --configfile/--resources)
-        assert re.fullmatch(r"snakemake results/\S+/(metrics/\$\{key\}\.json|zoos/\$\{key\}/manifest\.json)"
+        # the exact Snakemake call for the stage's first output, target first (before the variadic options)
+        assert re.fullmatch(rf"snakemake results/\S+/{target_of[kind]}"
                             r"( --configfile config/paper\.yaml)? --cores 1 --resources gpu=1", cmd), cmd
+        scale = "paper" if name.startswith("paper_") else "${scale}"
         kinds = []
         for out in body["outs"]:
             (path, opts), = out.items()
-            assert opts == {"persist": True}
+            assert opts == {"persist": True} and path.startswith(f"results/{scale}/")
             kinds.append(path.split("/")[2])
-        assert kinds == kinds_of[name.removeprefix("paper_")]   # never a dataset
+        assert kinds == kinds_of[kind]                 # never a dataset
     listed = dvc(REPO, "stage", "list", "--name-only").stdout.split()
     for group, ids in (("zoo", MINI["zoos"]), ("experiment", MINI["experiments"]), ("paper_zoo", MINI["zoos"]),
                        ("paper_experiment", MINI["experiments"])):
@@ -459,7 +467,7 @@ def test_dvc_stages_follow_the_config(tmp_path):
     stages = dict(line.split(None, 1) for line in listed.splitlines() if line.strip())
     assert [s for s in stages if not s.startswith("paper_")] == (
         [f"zoo@{z}" for z in SMOKE["zoos"]] + [f"experiment@{e}" for e in SMOKE["experiments"]]
-        + [f"variant@{v}" for v in SMOKE["variants"]])
+        + [f"variant@{v}" for v in SMOKE["variants"]] + ["fig8", "fig8_generation"])   # no `benchmarks` here
     for v in SMOKE["variants"]:
         assert "runs" not in stages[f"variant@{v}"]
 
@@ -666,8 +674,8 @@ def test_dvc_round_trip(smoke, tmp_path):
     shutil.copy(REPO / ".dvc" / "config", work / ".dvc" / "config")
     shutil.copy(REPO / ".gitignore", work / ".gitignore")           # results/ is git-ignored
     dvc(work, "remote", "add", "-d", "-f", "storage", remote)        # the documented repoint command
-    # Table 1's stages (the other smoke tables' outputs exist only where their builders do)
-    stages = [f"zoo@{a}" for a in SMOKE_IDS] + [f"experiment@{a}" for a in SMOKE_IDS]
+    snakemake(work, *PARALLEL)                        # every smoke table (a no-op after the tests above)
+    stages = ["zoo", "experiment", "variant"]         # every stage group the smoke config fills
     dvc(work, "commit", "-f", *stages)                # the maintainer loop (dvc.yaml)
     dvc(work, "push", *stages)
     # What a maintainer commits: the DVC files and the config. results/ stays git-ignored (DVC writes
@@ -695,6 +703,10 @@ def test_dvc_round_trip(smoke, tmp_path):
     # No .snakemake metadata and fresh mtimes: only the table is left.
     plan = snakemake(clone, *USER_CALL, "-n")
     assert job_counts(plan.stdout) == {"table": 1, "publish_table": 1}
+    # `snakemake` with no target: only the tables (with their plots) and the claims report
+    everything = job_counts(snakemake(clone, "--cores", "1", "-n").stdout)
+    tables = len(SMOKE["tables"])
+    assert everything == {"all": 1, "table": tables, "publish_table": tables, "claims": 1}
     # pinned() is what protects them: make a zoo manifest newer than its generator (a pull can
     # restore files in any order) and compare with reuse_artifacts=False.
     now = time.time()
