@@ -25,8 +25,8 @@ def _overlay(base: dict, over: dict) -> dict:
 def test_table2_entries_at_both_scales():
     mini = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     paper = _overlay(mini, yaml.safe_load((ROOT / "config/paper.yaml").read_text()))
-    assert mini["tables"]["table2"] == {"builder": "table2", "rows": ["seg_upernet_vit"],
-                                        "paper": "resources/paper/table2.csv"}
+    table2 = {k: mini["tables"]["table2"][k] for k in ("builder", "rows", "paper")}
+    assert table2 == {"builder": "table2", "rows": ["seg_upernet_vit"], "paper": "resources/paper/table2.csv"}
     for cfg, recipe in ((mini, "mini/seg_nuclei"), (paper, "paper/ade20k_upernet_vit_b")):
         assert cfg["experiments"]["seg_upernet_vit"]["zoo"] == "seg_upernet_vit"
         assert cfg["zoos"]["seg_upernet_vit"]["recipe"] == recipe

@@ -148,8 +148,10 @@ def test_shipped_configs_validate():
     mini = validate(MINI)
     # (Table 1's entries; other tables add their own, e.g. table2 in tests/test_segmentation_config.py)
     assert mini["scale"] == "mini" and list(mini["experiments"])[:len(TABLE1_IDS)] == TABLE1_IDS
-    assert mini["tables"]["table1"] == {"builder": "table1", "rows": TABLE1_IDS,
-                                        "paper": "resources/paper/table1.csv"}
+    assert {k: v for k, v in mini["tables"]["table1"].items() if k not in ("caption", "mini_substitute")} == {
+        "builder": "table1", "rows": TABLE1_IDS, "paper": "resources/paper/table1.csv"}
+    # every shipped table says, in its report caption, what it shows and what the mini scale substitutes
+    assert all(entry.get("caption") and entry.get("mini_substitute") for entry in mini["tables"].values())
     # Table 1 as before this layout: one zoo per row, mini recipes, resnet18 trains 3000 steps
     assert {mini["experiments"][k]["zoo"] for k in TABLE1_IDS} == set(TABLE1_IDS) <= set(mini["zoos"])
     assert all(mini["zoos"][k]["recipe"] == f"mini/{k}" for k in TABLE1_IDS)
@@ -580,6 +582,105 @@ def test_smoke_ablation_and_sampling_tables(smoke):
         assert (work / "results" / f"{table}.png").read_bytes()[:4] == b"\x89PNG"
     again = snakemake(work, *PARALLEL)        # rule all: every table is up to date
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# `snakemake --report`: every table and figure with its caption
+# --------------------------------------------------------------------------------------------------
+
+BROWSER = shutil.which("chromium-headless-shell") or shutil.which("chromium")
+
+# Run inside the report page by a headless browser: for every result, click through the report's own
+# navigation (Results > category > the file's info button) and record the text the page then shows.
+REPORT_PROBE = """
+(async () => {
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  const click = text => {
+    const hits = [...document.querySelectorAll('a,button,li,span,div,td,p')].filter(e => e.textContent.trim() === text);
+    if (!hits.length) throw new Error('nothing to click: ' + text);
+    hits[hits.length - 1].click();
+  };
+  const shown = {};
+  try {
+    for (let i = 0; i < 50 && !document.body.innerText.includes('Results'); i++) await sleep(100);   // app start
+    for (const [category, groups] of Object.entries(categories)) {
+      for (const files of Object.values(groups)) {
+        for (const file of files) {
+          click('Results'); await sleep(200);
+          click(category); await sleep(200);
+          const row = [...document.querySelectorAll('tr')].find(
+            r => r.firstElementChild && r.firstElementChild.textContent.trim() === file);
+          if (!row) throw new Error('no row for ' + file);
+          row.querySelector('[iconname="information-circle"]').click(); await sleep(200);
+          shown[file] = document.body.innerText;
+        }
+      }
+    }
+  } catch (e) { shown.__error = String(e); }
+  const pre = document.createElement('pre');
+  pre.id = 'probe';
+  pre.textContent = JSON.stringify(shown);
+  document.body.appendChild(pre);
+})();
+"""
+
+
+def report_data(html: str, name: str) -> dict:
+    """A JSON object the report embeds as `var NAME = {...};` (results with captions, categories)."""
+    start = html.index(f'var {name} = {{"') + len(f"var {name} = ")      # the data, not a library's variable
+    return json.JSONDecoder().raw_decode(html, start)[0]
+
+
+@pytest.fixture(scope="module")
+def smoke_report(smoke):
+    work = smoke["work"]
+    snakemake(work, *PARALLEL)                        # every smoke table (a no-op after the tests above)
+    path = work / "report.html"
+    snakemake(work, "--report", path)
+    return path
+
+
+def _expected_captions() -> dict[str, list[str]]:
+    """results/smoke/<table>.csv/.png -> the configured texts its caption must show."""
+    expected = {}
+    for table, entry in SMOKE["tables"].items():
+        for ext in ("csv", "png"):
+            expected[f"results/smoke/{table}.{ext}"] = [table, entry["caption"], entry["mini_substitute"]]
+    return expected
+
+
+@needs_method
+def test_report_embeds_every_table_with_its_caption(smoke_report):
+    """The report holds every table (CSV and plot) and the claims, each with the caption of its config
+    entry: what it shows and what this scale substitutes."""
+    html = smoke_report.read_text()
+    results = report_data(html, "results")
+    expected = _expected_captions()
+    assert set(expected) | {"results/claims.csv"} == set(results)
+    for path, texts in expected.items():
+        caption = re.sub(r"<[^>]+>", "", results[path]["caption"])
+        assert all(" ".join(t.split()) in " ".join(caption.split()) for t in texts), (path, caption)
+    assert "smoke" in results["results/claims.csv"]["caption"]
+
+
+@needs_method
+@pytest.mark.skipif(BROWSER is None, reason="no headless Chromium (Debian chromium-headless-shell; scripts/setup.sh)")
+def test_report_renders_in_a_headless_browser(smoke_report, tmp_path):
+    """A real browser opens the report, and its own navigation shows each table's caption."""
+    html = smoke_report.read_text()
+    end = html.rindex("</body>")
+    probe = tmp_path / "probe.html"
+    probe.write_text(html[:end] + f"<script>{REPORT_PROBE}</script>" + html[end:])
+    proc = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=30000",
+                           "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=300)
+    m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    assert m, proc.stderr[-2000:]
+    import html as html_lib
+    shown = json.loads(html_lib.unescape(m.group(1)))
+    assert "__error" not in shown, shown.get("__error")
+    for path, texts in _expected_captions().items():
+        page = " ".join(shown[path].split())
+        assert path in page and all(" ".join(t.split()) in page for t in texts), (path, page[:500])
 
 
 @needs_method

@@ -69,7 +69,11 @@ rule fig8:
     output:
         json="results/{scale}/fig8.json",
         csv="results/{scale}/fig8.csv",
-        png="results/{scale}/fig8.png",
+        png=report(
+            "results/{scale}/fig8.png",
+            caption="../report/fig8.rst",
+            category="Benchmarks",
+        ),
     log:
         "results/{scale}/logs/fig8.log",
     benchmark:
