@@ -178,3 +178,45 @@ def test_cli_rejects_an_unknown_table_name(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "table99" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_cli_rewrites_the_readme_claims_block_only(tmp_path):
+    """`--readme` replaces what stands between the markers (twice gives the same file) and nothing else."""
+    from rpg.tables.claims import README_BEGIN, README_END
+    path = tmp_path / "table1.csv"
+    table1(-0.2).to_csv(path, index=False)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# top\n\n{README_BEGIN}\nstale text\n{README_END}\n\n## after\n")
+    args = ["--tables", str(path), "--out", str(tmp_path / "results" / "claims.csv"), "--readme", str(readme)]
+    assert claims_cli.main(args) == 0
+    first = readme.read_text()
+    assert "stale text" not in first and first.startswith("# top\n") and first.endswith(f"{README_END}\n\n## after\n")
+    block = first[first.index(README_BEGIN):first.index(README_END)]
+    assert "(results/claims.md)" in block and block.count("\n- **") == len(CLAIMS)
+    assert f"- **{HOLDS}**: " in block                                   # Table 1's claim, judged from the CSV
+    assert claims_cli.main(args) == 0 and readme.read_text() == first
+
+
+def test_readme_without_markers_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "table1.csv"
+    table1(0.0).to_csv(path, index=False)
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block here\n")
+    assert claims_cli.main(["--tables", str(path), "--out", str(tmp_path / "c.csv"), "--readme", str(readme)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(readme) in err and len(err.splitlines()) == 1
+    assert readme.read_text() == "# no block here\n"
+
+
+def test_readme_from_an_existing_claims_csv(tmp_path):
+    """Without --tables the CLI quotes the claims CSV the rule wrote, the same summary as judging afresh."""
+    from rpg.tables.claims import README_BEGIN, README_END
+    path = tmp_path / "table1.csv"
+    table1(-0.2).to_csv(path, index=False)
+    out = tmp_path / "claims.csv"
+    judged, quoted = tmp_path / "judged.md", tmp_path / "quoted.md"
+    for readme in (judged, quoted):
+        readme.write_text(f"{README_BEGIN}\n{README_END}\n")
+    assert claims_cli.main(["--tables", str(path), "--out", str(out), "--readme", str(judged)]) == 0
+    assert claims_cli.main(["--out", str(out), "--readme", str(quoted)]) == 0
+    assert quoted.read_text() == judged.read_text() != f"{README_BEGIN}\n{README_END}\n"

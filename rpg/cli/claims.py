@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from rpg.cli.common import run
 from rpg.errors import RPGInputError
-from rpg.tables.claims import CLAIMS, evaluate_claims, read_table, write_claims
+from rpg.tables.claims import (
+    CLAIMS,
+    evaluate_claims,
+    read_claims,
+    read_table,
+    readme_summary,
+    update_readme,
+    write_claims,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,14 +29,31 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="claims:\n" + "\n".join(f"  {c.id:6s} {c.claim} ({', '.join(c.tables)}): {c.rule}" for c in CLAIMS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--tables", nargs="+", required=True, metavar="CSV",
-                   help="table CSVs, each named by its table (e.g. results/table1.csv); known: " + ", ".join(known))
+    p.add_argument("--tables", nargs="+", metavar="CSV",
+                   help="table CSVs, each named by its table (e.g. results/table1.csv); known: " + ", ".join(known)
+                        + ". Without --tables, --out is read (as `snakemake results/claims.csv` wrote it) and only "
+                          "--readme is rewritten")
     p.add_argument("--out", required=True, metavar="CSV", help="claims CSV (written atomically)")
     p.add_argument("--md", metavar="MD", help="claims as Markdown (default: --out with .md)")
+    p.add_argument("--readme", metavar="MD",
+                   help="also rewrite the claims summary between the claims markers of this file (the README's "
+                        "table index), linking to --md")
     return p
 
 
+def _readme(args: argparse.Namespace, report, md) -> None:
+    link = Path(os.path.relpath(Path(md).resolve(), Path(args.readme).resolve().parent)).as_posix()
+    update_readme(args.readme, readme_summary(report, link))
+    print(f"rewrote the claims summary in {args.readme}")
+
+
 def _main(args: argparse.Namespace) -> None:
+    md = args.md or Path(args.out).with_suffix(".md")
+    if not args.tables:
+        if not args.readme:
+            raise RPGInputError("give --tables (to judge the claims) or --readme (to quote an existing --out)")
+        _readme(args, read_claims(args.out), md)
+        return
     known = {n for c in CLAIMS for n in c.tables}
     tables = {}
     for path in map(Path, args.tables):
@@ -38,8 +64,9 @@ def _main(args: argparse.Namespace) -> None:
             raise RPGInputError(f"--tables {path}: no such file")
         tables[path.stem] = read_table(path)
     report = evaluate_claims(tables)
-    md = args.md or Path(args.out).with_suffix(".md")
     write_claims(report, args.out, md)
+    if args.readme:
+        _readme(args, report, md)
     counts = report["verdict"].value_counts().to_dict()
     print(f"wrote {args.out} and {md}: {len(report)} claims, " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
