@@ -245,24 +245,17 @@ def test_snakemake_config_errors_are_one_line(tmp_path, edit, expected):
 SEVEN = {"collect": 7, "train": 7, "generate": 7, "evaluate": 7, "table": 1}
 
 
-def all_jobs(cfg: dict) -> dict[str, int]:
-    """Jobs of `rule all` for a config: every table's rows (a shared zoo or generator once) and benchmarks."""
-    rows = {r for t in cfg["tables"].values() for r in t["rows"]}
+def table_jobs(cfg: dict, tables) -> dict[str, int]:
+    """Jobs that building these tables needs, from the config alone: their rows (a shared zoo or generator
+    once), the memory study a table reads, the language-model preparations of their zoos, the tables."""
+    rows = {r for t in tables for r in cfg["tables"][t]["rows"]}
     variants = cfg.get("variants") or {}
     exps = {variants[r]["generator"] if r in variants else r for r in rows}
-    benches = cfg.get("benchmarks") or {}
-    zoos = {cfg["experiments"][e]["zoo"] for e in exps} | {b["zoo"] for b in benches.values()}
+    zoos = {cfg["experiments"][e]["zoo"] for e in exps}
     counts = {"collect": len(zoos), "train": len(exps), "generate": len(rows), "evaluate": len(rows),
-              "table": len(cfg["tables"]), "publish_table": len(cfg["tables"]), "all": 1}
-    if benches:
-        counts.update(memory=len(benches), publish_memory=len(benches))
-    for study in {t["memory"]["study"] for t in cfg["tables"].values() if t.get("memory")}:
+              "table": len(tables), "publish_table": len(tables)}
+    for study in {cfg["tables"][t]["memory"]["study"] for t in tables if cfg["tables"][t].get("memory")}:
         counts[study] = 1            # a memory study a table reads (Table 8: rule fig8)
-    if (cfg.get("fig8") or {}).get("rpg_generate"):
-        counts["fig8_generation"] = 1  # the untrained 198M generation, its own benchmark rule
-    from rpg.tables.claims import CLAIMS
-    if {n for c in CLAIMS for n in c.tables} & set(cfg["tables"]):
-        counts["claims"] = 1
     # language-model zoos (Tab. 3) also need their converted base model and local lm-eval task, once each
     from rpg.lm.config import LM_MODELS, DoraZooConfig
     from rpg.zoos.recipes import load_recipe
@@ -271,6 +264,23 @@ def all_jobs(cfg: dict) -> dict[str, int]:
                         ("lm_task", {c.task for c in lm if c.task})):
         if names:
             counts[kind] = len(names)
+    return {k: v for k, v in counts.items() if v}
+
+
+def all_jobs(cfg: dict) -> dict[str, int]:
+    """Jobs of `rule all` for a config: every table's, plus the benchmarks, the 198M generation and claims."""
+    counts = {**table_jobs(cfg, list(cfg["tables"])), "all": 1}
+    benches = cfg.get("benchmarks") or {}
+    if benches:
+        zoos = {cfg["experiments"][e]["zoo"] for t in cfg["tables"].values() for r in t["rows"]
+                for e in [(cfg.get("variants") or {}).get(r, {}).get("generator", r)]}
+        counts["collect"] = len(zoos | {b["zoo"] for b in benches.values()})
+        counts.update(memory=len(benches), publish_memory=len(benches))
+    if (cfg.get("fig8") or {}).get("rpg_generate"):
+        counts["fig8_generation"] = 1  # the untrained 198M generation, its own benchmark rule
+    from rpg.tables.claims import CLAIMS
+    if {n for c in CLAIMS for n in c.tables} & set(cfg["tables"]):
+        counts["claims"] = 1
     return counts
 
 
@@ -304,6 +314,20 @@ def test_dry_run_every_target(tmp_path, targets, overlay_paper, expected):
     assert actionless_rules(out) <= {"all"}     # every other job runs something (a rule without shell did not)
     scale = "paper" if overlay_paper else "mini"
     assert f"results/{scale}/zoos/" in out and f"results/{'mini' if overlay_paper else 'paper'}/" not in out
+
+
+# Each mini table alone schedules exactly the jobs its config entries need (nothing of another table).
+# Three in the default suite (a table of trained generators, one of sampling variants, one of DoRA adapters);
+# every table with -m slow (each dry run of the mini DAG takes seconds).
+EVERY_TABLE = [pytest.param(t, marks=[] if t in ("table4a", "table7", "table3") else pytest.mark.slow)
+               for t in MINI["tables"]]
+
+
+@pytest.mark.parametrize("table", EVERY_TABLE)
+def test_dry_run_one_table_schedules_only_what_it_needs(tmp_path, table):
+    work = workdir_with(tmp_path, REPO / "config" / "config.yaml")
+    out = snakemake(work, f"results/{table}.csv", "-n").stdout
+    assert job_counts(out) == table_jobs(MINI, [table])
 
 
 SMOKE_TABLES = {"table1": {"collect": 2, "train": 2, "generate": 2, "evaluate": 2},
