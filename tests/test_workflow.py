@@ -695,7 +695,8 @@ def test_report_renders_in_a_headless_browser(smoke_report, tmp_path):
     end = html.rindex("</body>")
     probe = tmp_path / "probe.html"
     probe.write_text(html[:end] + f"<script>{REPORT_PROBE}</script>" + html[end:])
-    proc = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=30000",
+    proc = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--virtual-time-budget=30000",
                            "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=300)
     m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
     assert m, proc.stderr[-2000:]
