@@ -245,13 +245,14 @@ def test_snakemake_config_errors_are_one_line(tmp_path, edit, expected):
 SEVEN = {"collect": 7, "train": 7, "generate": 7, "evaluate": 7, "table": 1}
 
 
-def table_jobs(cfg: dict, tables) -> dict[str, int]:
-    """Jobs that building these tables needs, from the config alone: their rows (a shared zoo or generator
-    once), the memory study a table reads, the language-model preparations of their zoos, the tables."""
+def table_jobs(cfg: dict, tables, extra_zoos: frozenset = frozenset()) -> dict[str, int]:
+    """Jobs that building these tables (and collecting `extra_zoos`) needs, from the config alone: their rows
+    (a shared zoo or generator once), the memory study a table reads, the language-model preparations of their
+    zoos, the tables."""
     rows = {r for t in tables for r in cfg["tables"][t]["rows"]}
     variants = cfg.get("variants") or {}
     exps = {variants[r]["generator"] if r in variants else r for r in rows}
-    zoos = {cfg["experiments"][e]["zoo"] for e in exps}
+    zoos = {cfg["experiments"][e]["zoo"] for e in exps} | set(extra_zoos)
     counts = {"collect": len(zoos), "train": len(exps), "generate": len(rows), "evaluate": len(rows),
               "table": len(tables), "publish_table": len(tables)}
     for study in {cfg["tables"][t]["memory"]["study"] for t in tables if cfg["tables"][t].get("memory")}:
@@ -269,12 +270,9 @@ def table_jobs(cfg: dict, tables) -> dict[str, int]:
 
 def all_jobs(cfg: dict) -> dict[str, int]:
     """Jobs of `rule all` for a config: every table's, plus the benchmarks, the 198M generation and claims."""
-    counts = {**table_jobs(cfg, list(cfg["tables"])), "all": 1}
     benches = cfg.get("benchmarks") or {}
+    counts = {**table_jobs(cfg, list(cfg["tables"]), frozenset(b["zoo"] for b in benches.values())), "all": 1}
     if benches:
-        zoos = {cfg["experiments"][e]["zoo"] for t in cfg["tables"].values() for r in t["rows"]
-                for e in [(cfg.get("variants") or {}).get(r, {}).get("generator", r)]}
-        counts["collect"] = len(zoos | {b["zoo"] for b in benches.values()})
         counts.update(memory=len(benches), publish_memory=len(benches))
     if (cfg.get("fig8") or {}).get("rpg_generate"):
         counts["fig8_generation"] = 1  # the untrained 198M generation, its own benchmark rule
