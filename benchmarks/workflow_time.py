@@ -29,12 +29,12 @@ def parse_log(path: Path) -> dict | None:
     stamps: list[dt.datetime] = []
     rules: collections.Counter[str] = collections.Counter()
     progress = None
-    for line in path.read_text(errors="replace").splitlines():
-        if m := STAMP.match(line.strip()):
+    for line in map(str.strip, path.read_text(errors="replace").splitlines()):
+        if m := STAMP.match(line):
             stamps.append(dt.datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y"))
-        elif m := FINISHED.match(line.strip()):
+        elif m := FINISHED.match(line):
             rules[m.group(1)] += 1
-        elif m := PROGRESS.match(line.strip()):
+        elif m := PROGRESS.match(line):
             progress = (int(m.group(1)), int(m.group(2)))
     if len(stamps) < 2 or not rules:
         return None
