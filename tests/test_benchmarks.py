@@ -39,3 +39,28 @@ def test_profile_step_channels_last_variant_matches_the_denoiser():
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     folded = fold_batchnorm(unet)
     torch.testing.assert_close(bench._forward_2d(folded, x, t, p), folded(x, t, p), rtol=1e-4, atol=1e-5)
+
+
+def test_workflow_time_reads_real_snakemake_logs(tmp_path):
+    """Per-job times come from the log Snakemake itself writes, and match the jobs a forced dry run lists, so a
+    target's cost is attributable (a change to Snakemake's log layout fails here, not silently in a timing)."""
+    import subprocess
+    import sys
+
+    spec = importlib.util.spec_from_file_location("_bench_workflow_time",
+                                                  next(p for p in BENCHMARKS if p.stem == "workflow_time"))
+    wt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wt)
+    (tmp_path / "Snakefile").write_text(
+        'rule make:\n    output: "a/{n}.txt"\n    shell: "echo {wildcards.n} > {output}"\n\n'
+        'rule join:\n    input: "a/1.txt", "a/2.txt"\n    output: "b.txt"\n    shell: "cat {input} > {output}"\n'
+    )
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "b.txt"], cwd=tmp_path,
+                   check=True, capture_output=True)
+    [log] = (tmp_path / ".snakemake" / "log").glob("*.snakemake.log")
+    jobs = wt.job_seconds(log)
+    assert sorted((rule, out) for out, (rule, _, _) in jobs.items()) == [
+        ("join", "b.txt"), ("make", "a/1.txt"), ("make", "a/2.txt")]
+    assert all(sec >= 0 for _, sec, _ in jobs.values())
+    assert sorted(wt.target_jobs(tmp_path, "a/2.txt")) == [("make", "a/2.txt")]
+    assert sorted(o for _, o in wt.target_jobs(tmp_path, "b.txt")) == sorted(jobs)
