@@ -41,12 +41,13 @@ localrules:
     all,
 
 
-# Every configured table (CSV + plot) for the configured scale.
+# Every configured table and figure (CSV + plot) for the configured scale, and the claims report.
 rule all:
     default_target: True
     input:
         expand("results/{table}.{ext}", table=TABLES, ext=["csv", "png"]),
         expand("results/{bench}.{ext}", bench=BENCHMARKS, ext=["json", "png"]),
+        expand("results/{fig}.{ext}", fig=FIGURES, ext=["csv", "png"]),
         [f"results/{SCALE}/fig8_generation.json"]
         if config.get("fig8", {}).get("rpg_generate")
         else [],

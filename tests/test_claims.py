@@ -171,6 +171,21 @@ def test_cli_writes_csv_and_markdown(tmp_path, capsys):
         assert c.rule in md
 
 
+def test_cli_scale_stands_in_only_for_a_table_without_a_scale_column(tmp_path):
+    """Fig. 8's CSV records machine measurements and names no scale: the workflow's --scale labels its row, while a
+    table that names its own scale keeps it."""
+    t1, f8 = tmp_path / "table1.csv", tmp_path / "fig8.csv"
+    table1(-0.2).to_csv(t1, index=False)
+    frame([{"method": "rpg", "status": "ok", "params": 2e8},
+           {"method": "pdiff", "status": "ok", "params": 1e6}]).to_csv(f8, index=False)
+    out = tmp_path / "claims.csv"
+    assert claims_cli.main(["--tables", str(t1), str(f8), "--scale", "laptop", "--out", str(out)]) == 0
+    with out.open(newline="") as f:
+        by_id = {r["id"]: r for r in csv.DictReader(f)}
+    assert by_id["fig8"]["scale"] == "laptop" and by_id["fig8"]["verdict"] == HOLDS
+    assert by_id["tab1"]["scale"] == "mini"
+
+
 def test_cli_rejects_an_unknown_table_name(tmp_path, capsys):
     path = tmp_path / "table99.csv"
     table1(0.0).to_csv(path, index=False)

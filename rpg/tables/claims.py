@@ -331,8 +331,10 @@ def judge_fig8(t: dict[str, pd.DataFrame]) -> Finding:
     if "rpg" not in largest or len(largest) < 2:
         raise Missing("no RPG and baseline sizes that fit")
     ratios = {m: largest["rpg"] / v for m, v in largest.items() if m != "rpg"}
-    ours = ", ".join(f"{m} x{v:.0f}" for m, v in ratios.items())
-    return Finding(f"RPG's largest fitting size / the baseline's: {ours}", "34-960x (Fig. 8)",
+    ours = ", ".join(f"{m} x{v:.3g}" for m, v in ratios.items())
+    caps = {c for c in map(num, df["cap_bytes"]) if c} if "cap_bytes" in df.columns else set()
+    cap = f" (cap {max(caps) / 2**30:.0f} GiB)" if caps else ""
+    return Finding(f"RPG's largest fitting size / the baseline's{cap}: {ours}", "34-960x (Fig. 8)",
                    _verdict(all(v > 1 for v in ratios.values())))
 
 
@@ -431,11 +433,15 @@ CLAIMS: tuple[Claim, ...] = (
 # Report
 # --------------------------------------------------------------------------------------------------
 
-def _provenance(tables: dict[str, pd.DataFrame]) -> tuple[str, str]:
+def _provenance(tables: dict[str, pd.DataFrame], scale: str | None = None) -> tuple[str, str]:
+    """(scales, substitutes) named by the tables; `scale` stands in for a table without a scale column (a benchmark
+    such as Fig. 8 records machine measurements, not a scale)."""
     scales, subs = [], []
     for df in tables.values():
         if "scale" in df.columns:
             scales += [s for s in df["scale"] if s]
+        elif scale:
+            scales.append(scale)
         for col in ("substitute", "mini_substitute", "dataset", "substitute_for"):
             if col in df.columns:
                 subs += [s for s in df[col] if s]
@@ -443,12 +449,14 @@ def _provenance(tables: dict[str, pd.DataFrame]) -> tuple[str, str]:
     return ", ".join(dict.fromkeys(scales)), "; ".join(dict.fromkeys(subs))
 
 
-def evaluate_claims(tables: dict[str, pd.DataFrame], claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
-    """One row per claim (CLAIM_COLUMNS). `tables`: table name -> CSV as strings; absent names are not built."""
+def evaluate_claims(tables: dict[str, pd.DataFrame], claims: tuple[Claim, ...] = CLAIMS,
+                    scale: str | None = None) -> pd.DataFrame:
+    """One row per claim (CLAIM_COLUMNS). `tables`: table name -> CSV as strings; absent names are not built.
+    `scale`: the configured scale, for tables whose CSV names none."""
     rows = []
     for c in claims:
         have = {name: tables[name] for name in c.tables if name in tables}
-        scale, sub = _provenance(have)
+        scale_used, sub = _provenance(have, scale)
         missing = [n for n in c.tables if n not in tables]
         if missing:
             f = Finding("not built: " + ", ".join(f"results/{n}.csv" for n in missing), "", INCONCLUSIVE)
@@ -459,7 +467,7 @@ def evaluate_claims(tables: dict[str, pd.DataFrame], claims: tuple[Claim, ...] =
                 f = Finding(f"cannot judge: {e}", "", INCONCLUSIVE)
         if f.verdict not in VERDICTS:
             raise AssertionError(f"claim {c.id}: verdict {f.verdict!r}")
-        rows.append({"id": c.id, "claim": c.claim, "tables": " ".join(c.tables), "scale": scale,
+        rows.append({"id": c.id, "claim": c.claim, "tables": " ".join(c.tables), "scale": scale_used,
                      "substitute": sub, "paper": f.paper, "ours": f.ours, "verdict": f.verdict, "rule": c.rule})
     return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
 

@@ -85,5 +85,8 @@ rule claims:
     localrule: True
     conda:
         "../envs/rpg.yaml"
+    params:
+        scale=SCALE,
     shell:
-        "python -m rpg claims --tables {input.tables} --out {output.csv} --md {output.md} > {log} 2>&1"
+        "python -m rpg claims --tables {input.tables} --scale {params.scale} --out {output.csv} --md {output.md}"
+        " > {log} 2>&1"
