@@ -69,7 +69,8 @@ rule publish_table:
 rule claims:
     """results/claims.csv + .md: which of the paper's claims hold, judged by `rpg claims` (rules stated in
     rpg/tables/claims.py and in the report) from the published tables of the configured scale. A claim
-    whose table is not configured is reported as not built (inconclusive).
+    whose table is not configured is reported as not built (inconclusive). The outputs are committed, so
+    alone it needs `--forcerun claims` in a fresh clone (rule all builds it through the tables).
     """
     input:
         tables=expand("results/{table}.csv", table=CLAIM_TABLES),
