@@ -4,9 +4,10 @@
 
 Reads every Snakemake log under <root>/.snakemake/log and, for each invocation that ran jobs, prints its first and
 last timestamp, the jobs it finished (by rule) and whether it reached 100 %. The sum of the invocations' spans is the
-build's wall-clock; a job cut off by a stopped invocation is counted where it ran, so a resumed build slightly
-over-counts. It also sums the per-job `benchmark:` files under <root>/results/<scale>/benchmarks by rule, which
-leave out the rules without a benchmark directive (tables, publishing, claims) and Snakemake's own scheduling time.
+build's wall-clock; an invocation's span ends at its last log line, so a job cut off by a stopped invocation is
+not counted (its rerun is). It also sums the per-job `benchmark:` files under <root>/results/<scale>/benchmarks by
+rule, which leave out the rules without a benchmark directive (tables, publishing, claims) and Snakemake's own
+scheduling time.
 
 With --targets, each target's cost "from a fresh clone" is attributed from the same logs: `snakemake -n --forceall
 TARGET` lists every job the target needs (keyed by its output files), and the seconds between each job's start and
@@ -26,9 +27,17 @@ import sys
 from pathlib import Path
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
-FINISHED = re.compile(r"^Finished jobid: \d+ \(Rule: (\w+)\)")
+FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)")
 PROGRESS = re.compile(r"^(\d+) of (\d+) steps \((\d+)%\) done")
 JOB = re.compile(r"^(?:local)?rule (\w+):$")
+
+
+def _stamp(m: re.Match) -> dt.datetime:
+    return dt.datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y")
+
+
+def _logs(root: Path) -> list[Path]:
+    return sorted((root / ".snakemake" / "log").glob("*.snakemake.log"))
 
 
 def parse_log(path: Path) -> dict | None:
@@ -38,9 +47,9 @@ def parse_log(path: Path) -> dict | None:
     progress = None
     for line in map(str.strip, path.read_text(errors="replace").splitlines()):
         if m := STAMP.match(line):
-            stamps.append(dt.datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y"))
+            stamps.append(_stamp(m))
         elif m := FINISHED.match(line):
-            rules[m.group(1)] += 1
+            rules[m.group(2)] += 1
         elif m := PROGRESS.match(line):
             progress = (int(m.group(1)), int(m.group(2)))
     if len(stamps) < 2 or not rules:
@@ -60,7 +69,7 @@ def job_seconds(path: Path) -> dict[str, tuple[str, float, dt.datetime]]:
     stamp = block = None  # the last timestamp seen; the job whose header is being read: [rule, outputs, start]
     for line in map(str.strip, path.read_text(errors="replace").splitlines()):
         if m := STAMP.match(line):
-            stamp = dt.datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y")
+            stamp = _stamp(m)
         elif (m := JOB.match(line)) and stamp is not None:
             block = [m.group(1), "", stamp]
         elif block is not None and line.startswith("output: "):
@@ -68,11 +77,9 @@ def job_seconds(path: Path) -> dict[str, tuple[str, float, dt.datetime]]:
         elif block is not None and line.startswith("jobid: "):
             started[line.removeprefix("jobid: ")] = (block[0], block[1], block[2])
             block = None
-        elif (m := FINISHED.match(line)) and stamp is not None:
-            jobid = line.split()[2]
-            if jobid in started:
-                rule, outputs, start = started.pop(jobid)
-                out[outputs] = (rule, (stamp - start).total_seconds(), stamp)
+        elif (m := FINISHED.match(line)) and stamp is not None and m.group(1) in started:
+            rule, outputs, start = started.pop(m.group(1))
+            out[outputs] = (rule, (stamp - start).total_seconds(), stamp)
     return out
 
 
@@ -118,7 +125,7 @@ def main() -> None:
     args = p.parse_args()
 
     since = dt.datetime.fromisoformat(args.since) if args.since else None
-    runs = [r for f in sorted((args.root / ".snakemake" / "log").glob("*.snakemake.log")) if (r := parse_log(f))]
+    runs = [r for f in _logs(args.root) if (r := parse_log(f))]
     runs = [r for r in runs if since is None or r["start"] >= since]
     total = 0.0
     print("| invocation | start | end | seconds | jobs finished | progress |\n|---|---|---|---|---|---|")
@@ -141,7 +148,7 @@ def main() -> None:
     if not args.targets:
         return
     jobs: dict[str, tuple[str, float, dt.datetime]] = {}
-    for f in sorted((args.root / ".snakemake" / "log").glob("*.snakemake.log")):
+    for f in _logs(args.root):
         for outputs, rec in job_seconds(f).items():
             if since is not None and rec[2] < since:
                 continue

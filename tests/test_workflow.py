@@ -274,13 +274,13 @@ def all_jobs(cfg: dict) -> dict[str, int]:
     counts = {**table_jobs(cfg, list(cfg["tables"]), frozenset(b["zoo"] for b in benches.values())), "all": 1}
     if benches:
         counts.update(memory=len(benches), publish_memory=len(benches))
-    figures = ["fig8"] if cfg.get("fig8") else []
-    if figures:  # Fig. 8 is published on its own (and its memory study is built once, whoever reads it)
+    fig8 = cfg.get("fig8") or {}
+    if fig8:  # Fig. 8 is published on its own (and its memory study is built once, whoever reads it)
         counts.update(fig8=1, publish_fig8=1)
-    if (cfg.get("fig8") or {}).get("rpg_generate"):
+    if fig8.get("rpg_generate"):
         counts["fig8_generation"] = 1  # the untrained 198M generation, its own benchmark rule
     from rpg.tables.claims import CLAIMS
-    if {n for c in CLAIMS for n in c.tables} & {*cfg["tables"], *figures}:
+    if {n for c in CLAIMS for n in c.tables} & {*cfg["tables"], *(["fig8"] if fig8 else [])}:
         counts["claims"] = 1
     return counts
 
