@@ -20,7 +20,7 @@ configfile: "config/config.yaml"
 
 
 # common.smk first: it validates the config (one line naming the key on error) and defines the
-# helpers the rule files use.
+# shared lookups; language_common.smk and params.smk hold the input/param functions of the rules.
 include: "workflow/rules/common.smk"
 
 
@@ -28,6 +28,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/language_common.smk"
+include: "workflow/rules/params.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/generate.smk"

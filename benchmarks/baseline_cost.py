@@ -1,4 +1,4 @@
-"""CPU cost of the Table 8 baselines' `mini` runs, projected from a few steps (issue 13).
+"""CPU cost of the Table 8 baselines' `mini` runs, projected from a few steps.
 
 For each method and zoo: fit with every stage cut to `--steps` steps (the preset otherwise), read the seconds per
 step of each stage from the run's log.jsonl, sample `--num` models, and project the full preset's training time

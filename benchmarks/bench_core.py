@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
+from rpg.formats import read_zoo
 from rpg.generator.config import preset_config
 from rpg.generator.model import RPG
 from rpg.generator.sampling import sample_tokens
-from rpg.generator.training import Zoo, make_optimizer, tokenize_zoo
-from rpg.zoos import digits as zoo_digits
+from rpg.generator.training import make_optimizer, tokenize_zoo
 
 OFFICIAL = {  # the official code on this kind of machine (2 idle cores), LSTM backbone, Tiny preset
     "digits_2k9": {"train_step_s": (0.44, 0.57), "ddpm1000_s_per_model": (16.0, 17.0),
@@ -38,14 +38,24 @@ OFFICIAL = {  # the official code on this kind of machine (2 idle cores), LSTM b
 }
 
 
+def _digits_zoo():
+    """benchmarks/digits_zoo.py (the digits zoo collector), loaded by path: this file also runs as a plain script."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("digits_zoo", Path(__file__).with_name("digits_zoo.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def bench(zoo_name: str, zoo_dir: Path, kind: str, reps: int, bf16: bool, gen: bool) -> dict:
     if not (zoo_dir / "manifest.json").is_file():
-        zoo_digits.collect(zoo_name, zoo_dir)
+        _digits_zoo().collect(zoo_name, zoo_dir)
     over = {"recurrent.kind": kind, "train.precision": "bf16" if bf16 else "fp32"}
     cfg = preset_config("tiny", over)
     run = zoo_dir.parent / f".bench_{zoo_name}"
     run.mkdir(exist_ok=True)
-    tok, tokens = tokenize_zoo(Zoo(zoo_dir), cfg.tokenizer, run)
+    tok, tokens = tokenize_zoo(read_zoo(zoo_dir), cfg.tokenizer, run)
     tokens = torch.from_numpy(tokens[:])
     torch.manual_seed(0)
     model = RPG(cfg, tok.layer_ids, tok.token_ids, tokens.shape[0])

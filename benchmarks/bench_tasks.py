@@ -1,4 +1,4 @@
-"""CPU cost of the unseen-task study (paper §4) and of Tab. 15 at mini scale (issue 12), to size their zoos.
+"""CPU cost of the unseen-task study (paper §4) and of Tab. 15 at mini scale, to size their zoos.
 
 Measures, with the mini recipes and preset as configured:
 - the task zoo's pretraining (once per zoo) and seconds per task (fine-tuning + 3 checkpoints), on `--tasks` tasks;
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from rpg import formats
-from rpg.cli.common import parse_overrides
+from rpg.configs import parse_overrides
 from rpg.evaluation.evaluate import evaluate_zoo
 from rpg.generator.config import preset_config
 from rpg.methods import FitSettings, generate

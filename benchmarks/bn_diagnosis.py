@@ -23,7 +23,7 @@ import statistics
 import torch
 
 from rpg import formats, io
-from rpg.evaluation.domains import make_domain
+from rpg.domains import make_domain
 from rpg.evaluation.evaluate import summarize
 
 

@@ -1,5 +1,5 @@
 """Spread between seeds of the mini Table 3 zoos: the recipe's DoRA fine-tuning rerun with other seeds, each run's
-last checkpoint scored on the held-out items (issue 15 asks that the adapters beat the base model by more than this).
+last checkpoint scored on the held-out items (the adapters must beat the base model by more than this to count).
 
     python benchmarks/dora_seeds.py --zoo mini/dora_r4 --seeds 1 2 [--lm-root results/mini/lm] [--out /tmp/dora_seeds]
 

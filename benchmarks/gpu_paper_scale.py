@@ -21,7 +21,7 @@ from rpg.generator.model import RPG
 from rpg.generator.sampling import sample_tokens
 from rpg.generator.training import make_optimizer
 
-# ViT-Base state_dict: 86,567,656 generated values in 152 tensors (reference §1.4). We rebuild the exact
+# ViT-Base state_dict: 86,567,656 generated values in 152 tensors (official dataset/dataset.py). We rebuild the exact
 # layout from timm when it is importable, else from the tensor shapes of vit_base_patch16_224.
 
 

@@ -38,12 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from rpg.formats import read_zoo
 from rpg.generator.config import preset_config
 from rpg.generator.denoiser import ConditionalUNet1D
 from rpg.generator.model import RPG
 from rpg.generator.sampling import sample_tokens
-from rpg.generator.training import Zoo, make_optimizer, tokenize_zoo
-from rpg.zoos import digits as zoo_digits
+from rpg.generator.training import make_optimizer, tokenize_zoo
 
 WORKLOADS = {
     # name: (zoo, preset, overrides, sampler, steps)
@@ -89,6 +89,16 @@ def _forward_2d(unet: ConditionalUNet1D, x_t, t, prototypes=None, *, c_emb=None,
     return h[:, 0, 0, :]
 
 
+def _digits_zoo():
+    """benchmarks/digits_zoo.py (the digits zoo collector), loaded by path: this file also runs as a plain script."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("digits_zoo", Path(__file__).with_name("digits_zoo.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def apply_variant(unet: ConditionalUNet1D, variant: str) -> ConditionalUNet1D:
     """Patch one denoiser instance in place (the library's class is untouched)."""
     if variant == "channels_last":
@@ -119,11 +129,11 @@ def build(workload: str, zoo_root: Path):
     zoo_name, preset, over, _, _ = WORKLOADS[workload]
     zoo_dir = zoo_root / zoo_name
     if not (zoo_dir / "manifest.json").is_file():
-        zoo_digits.collect(zoo_name, zoo_dir)
+        _digits_zoo().collect(zoo_name, zoo_dir)
     cfg = preset_config(preset, {**over, "train.precision": "fp32"})
     run = zoo_root / f".profile_{zoo_name}"
     run.mkdir(exist_ok=True)
-    tok, tokens = tokenize_zoo(Zoo(zoo_dir), cfg.tokenizer, run)
+    tok, tokens = tokenize_zoo(read_zoo(zoo_dir), cfg.tokenizer, run)
     tokens = torch.from_numpy(tokens[:])
     torch.manual_seed(0)
     model = RPG(cfg, tok.layer_ids, tok.token_ids, tokens.shape[0])

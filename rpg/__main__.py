@@ -16,6 +16,7 @@ COMMANDS = {
     "evaluate": ("rpg.cli.evaluate", "measure original and generated checkpoints"),
     "table": ("rpg.cli.table", "assemble a paper table (CSV + plot) from evaluation JSON"),
     "memory": ("rpg.cli.memory", "peak training memory vs token size (paper Fig. 7), JSON + plot"),
+    "memory-study": ("rpg.cli.memory_study", "training memory vs generated parameters per method (Fig. 8)"),
     "claims": ("rpg.cli.claims", "which of the paper's claims hold, judged from the table CSVs"),
     "lm": ("rpg.cli.lm", "offline base model and tasks of the DoRA adapter zoos (Tab. 3)"),
 }

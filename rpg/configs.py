@@ -3,6 +3,11 @@
 Used by `rpg train` (RPGConfig.override), `rpg collect` (recipes.apply_overrides, the YAML recipes) and the data
 settings (DataConfig.from_sources), so that one `--set key=value` means the same thing everywhere.
 
+Also the one reader of YAML config data (`load_yaml`, `merge`, `extends_chain`): the zoo recipes (one file per
+recipe, rpg/zoos/recipes), the Table 8 baselines' presets (rpg/methods/presets/<method>.yaml) and RPG's own presets
+(rpg/generator/presets.yaml) all state their differences from what they `extends:`; mappings merge key by key,
+lists and scalars replace.
+
 Semantics (one for all three):
 - a `--set` value is parsed against the declared type of the field it sets:
   `str` keeps the text as it is (`--set x=none` is the string "none");
@@ -30,9 +35,14 @@ import copy
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
+from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from rpg.errors import RPGInputError
 
@@ -213,7 +223,95 @@ def apply_overrides(cls: type, d: dict, overrides: dict[str, Any], where: str = 
     return d
 
 
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """`a.b=value` texts (as `--set` gives them) -> {"a.b": "value"}, in order, a later key replacing an earlier
+    one (values are parsed later, against the config types)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise RPGInputError(f"--set {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
 def override(obj: Any, overrides: dict[str, Any], where: str = "--set"):
     """A new dataclass instance of type(obj) with the overrides applied and everything re-validated."""
     d = apply_overrides(type(obj), to_dict(obj), overrides, where)
     return from_dict(type(obj), d, "")
+
+
+# ------------------------------------------------------------------------------------------- YAML config data
+EXTENDS = "extends"
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-4` as a string; config files mean a number."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML config file's content (None when empty); invalid YAML is one error line naming the file."""
+    try:
+        return yaml.load(Path(path).read_text(), Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise RPGInputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+
+
+def merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`: mappings merge key by key (recursively); lists and scalars replace."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def extends_chain(start: Any, parent: Callable[[Any], Any], cycle: Callable[[list, Any], str],
+                  key: Callable[[Any], Hashable] = lambda node: node) -> list:
+    """`start`, what it `extends:`, what that extends, ...: `parent(node)` is the next node (None: the end).
+    A node met twice (equal `key`) is an error; `cycle(chain, node)` words it."""
+    chain = [start]
+    while (node := parent(chain[-1])) is not None:
+        if key(node) in [key(n) for n in chain]:
+            raise RPGInputError(cycle(chain, node))
+        chain.append(node)
+    return chain
+
+
+def merge_chain(entries: list[dict]) -> dict:
+    """The mappings of an `extends_chain` (the extending one first) merged, base first, without `extends`."""
+    d: dict = {}
+    for entry in reversed(entries):
+        d = merge(d, {k: v for k, v in entry.items() if k != EXTENDS})
+    return d
+
+
+def preset_entries(path: str | Path) -> dict[str, Any]:
+    """A presets file: preset name -> its mapping (which may `extends:` another preset of the file)."""
+    d = load_yaml(path) or {}
+    if not isinstance(d, dict):
+        raise RPGInputError(f"{path}: a presets file is a mapping of preset names, got {type(d).__name__}")
+    return d
+
+
+def resolve_preset(path: str | Path, name: str, what: str) -> dict:
+    """Preset `name` of the presets file `path` with its `extends:` chain resolved; `what` names the kind of preset
+    in errors (e.g. "pdiff")."""
+    presets = preset_entries(path)
+
+    def entry(n: str) -> dict:
+        if n not in presets:
+            raise RPGInputError(f"--preset {n!r}: not a {what} preset in {path} (known: {', '.join(presets)})")
+        return dict(presets[n] or {})
+
+    names = extends_chain(name, lambda n: entry(n).get(EXTENDS),
+                          lambda chain, n: f"{path}: presets extend each other in a cycle "
+                                           f"({' -> '.join(chain + [n])})")
+    return merge_chain([entry(n) for n in names])
+

@@ -36,7 +36,7 @@ ZOO_FORMAT = "rpg-zoo/1"
 RUN_FORMAT = "rpg-run/1"
 GENERATED_FORMAT = "rpg-generated/1"
 EVAL_FORMAT = "rpg-eval/1"
-MEMORY_FORMAT = "rpg-memory/1"   # benchmarks/memory.py (paper Fig. 8)
+MEMORY_FORMAT = "rpg-memory/1"   # rpg memory-study (paper Fig. 8)
 MANIFEST = "manifest.json"
 NUM_TASK_BITS = 10          # binary relabellings of 10 classes (paper §4.1)
 STAT_KEYS = ("best", "mean", "min", "median", "std")
@@ -128,11 +128,56 @@ class Zoo:
     def files(self) -> list[Path]:
         return [r.path for r in self.refs]
 
+    @property
+    def tasks(self) -> list[list[int] | None]:
+        return [r.task for r in self.refs]
 
-def read_zoo(folder: str | os.PathLike, *, evaluable: bool = False) -> Zoo:
+    @property
+    def permutations(self) -> list[int]:
+        return [r.permutation for r in self.refs]
+
+    def fingerprint(self) -> str:
+        """Identity of the zoo's content (what a generator was trained on): sha256 over manifest.json and, per
+        weight file, its name, size, mtime (ns) and first `_FINGERPRINT_HEAD` bytes (the safetensors header: names,
+        shapes, dtypes, and the first values). Reading every byte of a large zoo would cost minutes; a re-collected
+        zoo changes mtimes and leading values, an edited one at least its mtime."""
+        h = hashlib.sha256()
+        man = self.folder / MANIFEST
+        h.update(man.read_bytes() if man.is_file() else b"")
+        for f in self.files:
+            st = f.stat()
+            h.update(f"\0{f.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(_FINGERPRINT_HEAD))
+        return "sha256:" + h.hexdigest()
+
+    def state_dicts(self):
+        """(file name, state_dict) of every checkpoint, in zoo order, loaded one at a time."""
+        for f in self.files:
+            yield str(f), io.load_state_dict(f)
+
+
+_FINGERPRINT_HEAD = 1 << 20  # bytes of each checkpoint hashed into the zoo fingerprint
+
+
+def read_zoo(folder: str | os.PathLike, *, evaluable: bool = False, trainable: bool = False) -> Zoo:
     """Read a zoo folder. With a manifest (rpg-zoo/1) its checkpoint list is authoritative; a plain folder of
     weight files (a user's own checkpoints) is read in sorted name order, permutation = position.
-    `evaluable=True` also requires the architecture and dataset that evaluation needs."""
+    `evaluable=True` also requires the architecture and dataset that evaluation needs; `trainable=True` the
+    permutation ids a generator embeds (each below the number of checkpoints)."""
+    zoo = _read_zoo(folder, evaluable)
+    if trainable:
+        where = zoo.folder / MANIFEST
+        for r in zoo.refs:
+            # a permutation state is one training run with >= 1 checkpoint, so ids are < the checkpoint count;
+            # the bound also keeps a corrupt id from sizing the embedding table (1e15 ids: a 1 PB allocation)
+            if not 0 <= r.permutation < len(zoo.refs):
+                raise RPGInputError(f"{where}: checkpoints[{r.path.name}].permutation={r.permutation!r}: must be an "
+                                    f"integer in 0..{len(zoo.refs) - 1} (below the number of checkpoints)")
+    return zoo
+
+
+def _read_zoo(folder: str | os.PathLike, evaluable: bool) -> Zoo:
     folder = Path(folder)
     if not folder.is_dir():
         raise RPGInputError(f"{folder}: zoo folder not found")
@@ -207,6 +252,46 @@ def run_digest(run_dir: str | os.PathLike) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def _run_record(run_dir: str | os.PathLike, name: str, required: bool) -> dict | None:
+    path = Path(run_dir) / name
+    if not path.is_file():
+        if required:
+            raise RPGInputError(f"{path}: file not found (is {run_dir} a run folder written by `rpg train`?)")
+        return None
+    d = io.read_json(path)
+    if not isinstance(d, dict):
+        raise RPGInputError(f"{path}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
+def read_run_config(run_dir: str | os.PathLike, *, required: bool = True) -> dict | None:
+    """RUN/config.json: the generator's settings as `rpg train` resolved them (RPGConfig.to_dict()). None where
+    the run has none and not `required` (a baseline method records its settings elsewhere)."""
+    return _run_record(run_dir, "config.json", required)
+
+
+def read_run_meta(run_dir: str | os.PathLike, *, required: bool = True) -> dict | None:
+    """RUN/meta.json: what training recorded (num_tokens, num_params, and `training`: wall time, s/step, peak
+    memory, where training measured them). None where the run has none and not `required`."""
+    return _run_record(run_dir, "meta.json", required)
+
+
+def read_generator_sizes(path: str | os.PathLike) -> dict[str, Any]:
+    """A stored generator (.safetensors) -> {"bytes", "params", "tensors": {name: numel}} from the file's
+    header; no tensor is loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise RPGInputError(f"{path}: file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: math.prod(f.get_slice(k).get_shape()) for k in f.keys()}
+    except SafetensorError as e:
+        raise RPGInputError(f"{path}: not a readable safetensors file ({e})") from None
+    return {"bytes": path.stat().st_size, "params": sum(tensors.values()), "tensors": tensors}
+
+
 # ------------------------------------------------------------------------------------------------ generated
 @dataclass
 class GeneratedModel:
@@ -279,7 +364,7 @@ def write_generated(out: str | os.PathLike, models: Iterable[GeneratedModel],
         io.write_json(tmp / MANIFEST, {"format": GENERATED_FORMAT, **provenance, "files": entries})
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)        # mkdtemp makes 0700; shared/DVC users must read the set
+        os.chmod(tmp, 0o777 & ~umask)        # mkdtemp makes 0700; users of a shared DVC cache must read the set
         old = None
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
@@ -373,7 +458,7 @@ MEMORY_STATUSES = ("ok", "oom", "timeout", "error", "skipped")
 
 
 def write_memory_study(path: str | os.PathLike, study: dict[str, Any]) -> None:
-    """The Fig. 8 memory study (benchmarks/memory.py): settings, summary and one record per (method, size)."""
+    """The Fig. 8 memory study (rpg memory-study): settings, summary and one record per (method, size)."""
     io.write_json(path, {"format": MEMORY_FORMAT, **study})
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import re
+import struct
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from rpg.errors import RPGInputError
 
@@ -69,8 +70,26 @@ def save_state_dict(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
     # safetensors stores keys sorted by name; RPG's token order is the state_dict (module) order, so keep it.
     meta = {KEY_ORDER: json.dumps(list(tensors))}
     meta.update(metadata or {})
+    data = safetensors_bytes(tensors, meta)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        tmp.write_bytes(data)
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The .safetensors file of `tensors` with `metadata`, the same bytes in every process.
+
+    safetensors writes `__metadata__` from a Rust HashMap, whose order is random per process, so two saves of the
+    same weights differ in their header and a checkpoint's sha256 is not reproducible. The tensors' own layout
+    is safetensors' (its header entries and data, saved without metadata); the metadata is inserted sorted by key.
+    Layout: u64 little-endian header length, the JSON header padded with spaces to 8 bytes, then the data.
+    """
+    raw = save(tensors)
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])                       # dict: keeps safetensors' entry order
+    header = {"__metadata__": dict(sorted(metadata.items())), **header} if metadata else header
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + raw[8 + n:]
 
 
 def load_state_dict(path: str | os.PathLike, check_finite: bool = True) -> dict[str, torch.Tensor]:

@@ -21,11 +21,15 @@ What is measured depends on where the tensors live:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import resource
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from rpg.errors import RPGInputError
 
 # how the peak was measured (PeakMemory.measure), by device / platform
 CUDA_PEAK = "cuda max_memory_allocated - memory_allocated at start"
@@ -105,6 +109,30 @@ class PeakMemory:
     def result(self) -> dict[str, Any]:
         return {"measure": self.measure, "baseline_bytes": int(self.baseline), "peak_bytes": int(self.peak),
                 "delta_bytes": int(max(0, self.peak - self.baseline))}
+
+
+@contextlib.contextmanager
+def address_space_cap(cap_bytes: int | None) -> Iterator[None]:
+    """Inside the block this process's address space may grow by at most `cap_bytes` past what it maps on entry
+    (libraries, thread stacks): the soft RLIMIT_AS is set to VmSize + cap, so an allocation past it fails in this
+    process (MemoryError, or torch's RuntimeError "can't allocate memory") instead of taking the machine down.
+    The previous limit comes back on exit. None or 0: no cap. Linux only (VmSize from /proc/self/status), and for
+    CPU work: a CUDA context reserves far more address space than it uses."""
+    if not cap_bytes:
+        yield
+        return
+    mapped = _status_kib("VmSize")
+    if mapped is None:
+        raise RPGInputError(f"memory cap {cap_bytes} bytes: needs /proc/self/status (Linux) to read the mapped size")
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = mapped * 1024 + int(cap_bytes)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 # ------------------------------------------------------------------------------ Fig. 8 study: projected peaks

@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,9 +33,18 @@ def _threads(request):
 
 
 @pytest.fixture(scope="session")
-def digits_zoo(tmp_path_factory):
+def digits_bench():
+    """benchmarks/digits_zoo.py, the collector of the sklearn-digits benchmark zoos (a script, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "digits_zoo.py"
+    spec = importlib.util.spec_from_file_location("_bench_digits_zoo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def digits_zoo(tmp_path_factory, digits_bench):
     """The 2.9k-parameter sklearn-digits CNN zoo (the benchmark fixture), 50 checkpoints."""
-    from rpg.zoos import digits as zoo_digits
     out = tmp_path_factory.mktemp("zoo") / "digits_2k9"
-    zoo_digits.collect("digits_2k9", out, num=50)
+    digits_bench.collect("digits_2k9", out, num=50)
     return out

@@ -1,4 +1,4 @@
-"""Ablation tables (paper Tab. 4a, 4b, 5, 6; Fig. 4) and the training cost they read (issue 10).
+"""Ablation tables (paper Tab. 4a, 4b, 5, 6; Fig. 4) and the training cost they read.
 
 Every row is an rpg-eval/1 file written with the real writer (`formats.write_eval` over `summarize`) and a run folder
 as `rpg train` leaves it: config.json of a real preset + overrides, meta.json with the `training` block of
@@ -58,7 +58,8 @@ def write_run(folder: Path, overrides: dict[str, str], wall_s: float = 10.0, ste
     return folder
 
 
-def build(tmp_path: Path, builder: str, rows: list[tuple[str, list[float], dict, dict]], paper: str | None):
+def build(tmp_path: Path, builder: str, rows: list[tuple[str, list[float], dict, dict]], paper: str | None,
+          groups: list[str] | None = None):
     """rows: (label, generated accuracies, config overrides, write_run kwargs) -> (DataFrame as read back, inputs)."""
     metrics, runs = [], []
     for i, (_, accs, overrides, kw) in enumerate(rows):
@@ -66,10 +67,10 @@ def build(tmp_path: Path, builder: str, rows: list[tuple[str, list[float], dict,
         runs.append(write_run(tmp_path / f"run{i}", overrides, **kw))
     out = tmp_path / f"{builder}.csv"
     args = [builder, "--metrics", *map(str, metrics), "--labels", *(r[0] for r in rows), "--runs", *map(str, runs),
-            "--scale", "smoke", "--out", str(out)]
+            "--scale", "smoke", "--out", str(out)] + (["--groups", *groups] if groups else [])
     assert table_main(args + (["--paper", str(PAPER / paper)] if paper else [])) == 0
     assert out.with_suffix(".png").read_bytes()[:8] == PNG_MAGIC
-    inputs = tables.load_inputs(builder, metrics, [r[0] for r in rows], None, "smoke", runs=runs)
+    inputs = tables.load_inputs(builder, metrics, [r[0] for r in rows], None, "smoke", runs=runs, groups=groups)
     return pd.read_csv(out, keep_default_na=False, dtype=str), inputs
 
 
@@ -151,16 +152,17 @@ def test_table5_compares_cost_to_mamba_at_the_same_width(tmp_path):
 
 
 def test_table6_one_row_per_model_and_the_smallest_good_token_size(tmp_path):
-    rows = []
+    rows, groups = [], []
     for model, accs in (("ViT-Tiny", {32: 10.0, 64: 79.5, 128: 80.0}), ("ViT-Base", {32: 10.0, 64: 40.0, 128: 82.0}),
                         ("ViT-Small", {32: 9.0, 64: 12.0, 128: 15.0})):            # every size fails (< 2 x 10%)
         for d, acc in accs.items():
             label = model if d == 64 else f"{model}, d={d}"    # a Table 1 row keeps its plain label
             rows.append((label, [acc], {"tokenizer.token_size": str(d), "recurrent.d_model": f"[{d},{d}]"}, {}))
+            groups.append(model)                                   # the model is the row's group, not its label
     paper = tmp_path / "paper6.csv"
     pd.DataFrame({"model": ["ViT-Tiny", "ViT-Base"], "params_m": ["5.7", "86.6"], "1024": ["0.3", "0.1"],
                   "2048": ["70.8", "0.1"], "4096": ["75.2", "84.4"]}).to_csv(paper, index=False)
-    df, _ = build(tmp_path, "table6", rows, str(paper))
+    df, _ = build(tmp_path, "table6", rows, str(paper), groups)
     assert list(df["model"]) == ["ViT-Tiny", "ViT-Base", "ViT-Small"]
     assert [df.loc[0, c] for c in ("d32", "d64", "d128")] == ["10.0", "79.5", "80.0"]
     # larger model, larger token (within 1 point); a model whose every size fails has none (not its best failure)

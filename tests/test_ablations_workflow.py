@@ -1,4 +1,5 @@
-"""The ablation targets of issue 10 in the workflow: what each schedules (dry runs), at mini and paper scale.
+"""The ablation targets (paper Tab. 4, 5, 6, Fig. 4, Fig. 7) in the workflow: what each schedules (dry runs), at
+mini and paper scale.
 
 A row whose setting is the default is Table 1's experiment (trained once, shared); a zoo is collected once; the
 table rule hands the builders each row's run folder; Fig. 7 is a benchmark rule (rpg memory), not a table.

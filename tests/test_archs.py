@@ -23,7 +23,7 @@ TORCH_THREADS = 1  # small models: one thread avoids OpenMP oversubscription (se
 
 def test_cnn_s_matches_paper_shapes():
     m = build_model({"name": "cnn_s", "kwargs": {"in_chans": 3}})
-    assert count_params(m) == 2864  # baselines.md §1.1 (RGB)
+    assert count_params(m) == 2864  # RPG's dataset/cifar10_cnnsmall/model.py (RGB)
     assert count_params(build_model({"name": "cnn_s", "kwargs": {"in_chans": 1}})) == 2464
     shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
     assert shapes["conv1.weight"] == (8, 3, 5, 5) and shapes["conv2.weight"] == (6, 8, 5, 5)
@@ -48,7 +48,7 @@ def test_cnn_s_pools_before_activation():
 
 def test_cnn_m_matches_paper_shapes():
     m = build_model({"name": "cnn_m", "kwargs": {"in_chans": 3, "num_classes": 10}})
-    assert count_params(m) == 10853  # baselines.md §1.2
+    assert count_params(m) == 10853  # RPG's dataset/cifar10_cnnmedium/model.py
     assert m.fc1.in_features == 60
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(RuntimeError):  # CNN(m) consumes 32x32 only (60 features)
@@ -61,7 +61,7 @@ def test_vit_tiny_binary_head():
     assert isinstance(head[0], nn.Linear) and (head[0].in_features, head[0].out_features) == (192, 192)
     assert isinstance(head[1], nn.SiLU)
     assert isinstance(head[2], nn.Linear) and head[2].out_features == 2 and head[2].bias is None
-    assert sum(p.numel() for p in head.parameters()) == 37440  # reference §7.5
+    assert sum(p.numel() for p in head.parameters()) == 37440  # official dataset/condition_classinput_vittiny
     assert {id(p) for p in head_parameters(m)} == {id(p) for p in head.parameters()}
     small = build_model(
         {

@@ -64,3 +64,38 @@ def test_workflow_time_reads_real_snakemake_logs(tmp_path):
     assert all(sec >= 0 for _, sec, _ in jobs.values())
     assert sorted(wt.target_jobs(tmp_path, "a/2.txt")) == [("make", "a/2.txt")]
     assert sorted(o for _, o in wt.target_jobs(tmp_path, "b.txt")) == sorted(jobs)
+
+
+def test_memory_study_fits_each_method_under_its_cap(tmp_path):
+    """`rpg memory-study` (rule fig8): each point is the method's own fit in a child process; RPG-Base's weights
+    alone pass a 0.3 GiB cap (recorded as OOM, the larger size skipped without running), SKDE30's mini preset
+    fits; the study reads back as rpg-memory/1 and its scratch zoos and runs are gone."""
+    import json
+    import subprocess
+    import sys
+
+    from rpg import formats
+
+    out = tmp_path / "fig8.json"
+    proc = subprocess.run([sys.executable, "-m", "rpg", "memory-study", "--out", str(out), "--sizes",
+                           "cnn_m_mini,mobilenetv3_mini", "--methods", "rpg:base,skde30:mini", "--steps", "1",
+                           "--cap-gib", "0.3", "--threads", "1"], capture_output=True, text=True, check=True)
+    study = formats.read_memory_study(out)
+    got = {(r["method"], r["size"]): r for r in study["records"]}
+    assert [got[("rpg", s)]["status"] for s in ("cnn_m_mini", "mobilenetv3_mini")] == ["oom", "skipped"]
+    assert got[("rpg", "cnn_m_mini")]["failed_in"] == "fit"
+    for size in ("cnn_m_mini", "mobilenetv3_mini"):
+        r = got[("skde30", size)]
+        assert r["status"] == "ok" and r["steps"] == 1 and 0 < r["peak_bytes"] < study["cap_bytes"]
+        assert r["params"] > 0
+    assert study["largest_fitting_params"] == {"skde30:mini": got[("skde30", "mobilenetv3_mini")]["params"]}
+    assert json.loads(proc.stdout[proc.stdout.index("{\n"):])["rpg_ratio"] == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig8.csv", "fig8.json", "fig8.png"]
+
+
+def test_memory_study_refuses_unknown_sizes_and_methods(tmp_path):
+    from rpg.cli.memory_study import main
+
+    assert main(["--out", str(tmp_path / "a.json"), "--sizes", "nope"]) == 2
+    assert main(["--out", str(tmp_path / "a.json"), "--methods", "nope:mini"]) == 2
+    assert not list(tmp_path.iterdir())

@@ -48,7 +48,7 @@ def fast_cfg(**extra):
 @pytest.mark.parametrize("name,paper_millions", [("tiny", 1.3), ("small", 256), ("base", 1018), ("large", 3076)])
 def test_presets_build_the_paper_table12_models(name, paper_millions):
     """Built on the meta device (nothing allocated): the generator's size is within 10% of paper Tab. 12
-    (the official Mamba2 configs give ~0.91-0.94 of the paper's counts, reference §4.1), and what the
+    (the official Mamba2 configs give ~0.91-0.94 of the paper's counts, official model/mamba.py), and what the
     recurrent model emits is what the denoiser takes in."""
     cfg = preset_config(name)
     with torch.device("meta"):
@@ -80,7 +80,7 @@ def test_override_takes_strings_and_python_values():
 
 def test_precision_auto_follows_the_hardware():
     """No stub: explicit settings win, `auto` follows this machine's own bf16 probe."""
-    from rpg.cli import common as cli
+    from rpg import runtime as cli
     assert cli.use_bf16("bf16", "cpu") and not cli.use_bf16("fp32", "cpu")
     assert cli.use_bf16("auto", "cpu") == cli.native_bf16("cpu")
     assert not cli.native_bf16("meta")          # no device type but CUDA and CPU claims native bf16

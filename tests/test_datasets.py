@@ -282,11 +282,9 @@ def test_dataset_spec_validation():
     assert DatasetSpec.from_dict({"name": "fashion_mnist"}).mean_std == ((0.2860,), (0.3530,))
 
 
-def test_digits_stratified_is_the_digits_benchmark_split():
+def test_digits_stratified_is_the_digits_benchmark_split(digits_bench):
     """The digits zoos' dataset spec gives the evaluator exactly the inputs the digits trainer tests on."""
-    from rpg.zoos.digits import digits_split
-
-    _, _, xte, yte = digits_split()
+    _, _, xte, yte = digits_bench.digits_split()
     test = load_dataset({"name": "digits_stratified"}).test
     xs, ys = zip(*test.batches(1000, shuffle_seed=None))
     assert torch.equal(torch.cat(xs), xte) and torch.equal(torch.cat(ys), yte)

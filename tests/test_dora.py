@@ -193,18 +193,19 @@ def test_mini_and_paper_recipes_resolve():
 
 
 def test_collect_resolves_a_dora_recipe_as_its_manifest_records_it(capsys):
-    """The workflow's staleness check (`zoo_is_stale`) asks `rpg.cli.collect.resolved_recipe` what the collect job
+    """The workflow's staleness check (`zoo_is_stale`) asks `rpg.zoos.recipes.resolve_recipe` what the collect job
     would record: for the workflow's command line it is the collector's own `config` record; a changed `--set`
     makes it differ (so the zoo is recollected and its generators follow); the data locations the workflow passes
-    to every collect job are not recipe keys and change nothing."""
+    to every collect job are not recipe keys and change nothing. `rpg collect --print-config` prints the same."""
+    import json
+
     from rpg.cli import collect as collect_cli
     from rpg.lm.collect import adapter_zoo_header
     from rpg.zoos.datasets import DATA_KEYS
-    from rpg.zoos.recipes import get_zoo
+    from rpg.zoos.recipes import get_zoo, resolve_recipe
 
     def resolved(*sets: str) -> dict:
-        argv = ["--zoo", "mini/dora_r4"] + [a for kv in sets for a in ("--set", kv)]
-        return collect_cli.resolved_recipe(collect_cli.build_parser().parse_args(argv)).to_dict()
+        return resolve_recipe("mini/dora_r4", list(sets)).to_dict()
 
     recorded = adapter_zoo_header(get_zoo("mini/dora_r4").override({"lm_root": "results/mini/lm"}), 0)["config"]
     assert resolved("lm_root=results/mini/lm") == recorded
@@ -212,8 +213,10 @@ def test_collect_resolves_a_dora_recipe_as_its_manifest_records_it(capsys):
     steps = recorded["steps"] + 1
     assert resolved("lm_root=results/mini/lm", f"steps={steps}") == {**recorded, "steps": steps}
     # and `rpg collect` itself takes the data settings without error (the workflow passes them at paper scale)
-    assert collect_cli.main(["--zoo", "mini/dora_r4", "--set", f"{DATA_KEYS[0]}=/elsewhere", "--print-config"]) == 0
-    assert '"lm_root"' in capsys.readouterr().out
+    capsys.readouterr()
+    assert collect_cli.main(["--zoo", "mini/dora_r4", "--set", f"{DATA_KEYS[0]}=/elsewhere", "--set",
+                             "lm_root=results/mini/lm", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out) == recorded
 
 
 def test_table3_rows_from_an_lm_eval_file(tmp_path):

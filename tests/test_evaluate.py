@@ -12,10 +12,10 @@ import torch
 
 from rpg import formats
 from rpg.cli.evaluate import main
+from rpg.domains import DOMAINS, Domain, Outcome
 from rpg.errors import RPGInputError
 from rpg.evaluation import make_eval_fn
 from rpg.evaluation.classification import ClassificationDomain, Evaluator
-from rpg.evaluation.domains import DOMAINS, Outcome
 from rpg.evaluation.evaluate import evaluate_zoo, summarize
 from rpg.evaluation.similarity import add_normalized_noise, iou_matrix, layer_stats
 from rpg.io import load_state_dict, save_state_dict
@@ -296,7 +296,7 @@ def test_task_zoo_evaluation(tmp_path):
 # ---- the domain seam --------------------------------------------------------------------------------
 
 
-class SignDomain:
+class SignDomain(Domain):
     """A toy domain that needs no data: a model's mistakes are the negative entries of its first tensor."""
 
     metric_name = "non-negative weights"

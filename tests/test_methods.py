@@ -341,3 +341,85 @@ def test_run_folder_from_before_run_json_is_an_rpg_run(zoo_run, tmp_path):
     assert gen("--run", str(run), "--out", str(tmp_path / "b"), "--num", "1", "--seed", "2") == 0
     a, b = (formats.read_generated(tmp_path / x).refs[0].path.read_bytes() for x in "ab")
     assert a == b and io.read_json(tmp_path / "a" / "manifest.json")["method"] == "rpg"
+
+
+# ---------------------------------------------------------------------------------------------- what a method answers
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_answers_for_its_config(name):
+    """What the workflow asks a method by name: its resolved config (the rerun trigger, as config.json records
+    it), a record read back unchanged, its display name and the config keys of its training stages."""
+    import json
+
+    m = get_method(name)
+    assert isinstance(m.display_name, str) and m.display_name
+    cfg = m.resolved_config("mini", [])
+    assert json.loads(json.dumps(cfg)) == cfg                     # JSON types, as config.json holds them
+    assert m.normalised_config(cfg) == cfg
+    for stage in m.stages:                                        # each stage has its steps and batch size
+        section = cfg
+        for key in stage.split("."):
+            section = section[key]
+        assert {"steps", "batch_size"} <= set(section)
+    if not m.stages:                                              # no config class: preset and set are the config
+        assert m.resolved_config("mini", ["a=1"]) == {"preset": "mini", "set": ["a=1"]}
+        return
+    stage = m.stages[0]
+    changed = m.resolved_config("mini", [f"{stage}.steps=7"])
+    assert changed != cfg and m.resolved_config("mini", [f"{stage}.steps=7"]) == changed
+    with pytest.raises(RPGInputError):
+        m.resolved_config("mini", [f"{stage}.stpes=7"])
+    with pytest.raises(RPGInputError):
+        m.resolved_config("no_such_preset", [])
+
+
+def test_rpg_config_record_is_read_back_with_new_fields_filled():
+    from rpg.generator.config import preset_config
+
+    m = get_method("rpg")
+    assert m.resolved_config("tiny", ["train.lr=0.002"]) == preset_config("tiny", {"train.lr": "0.002"}).to_dict()
+    record = m.resolved_config("tiny", [])
+    old = {**record, "train": {k: v for k, v in record["train"].items() if k != "num_workers"}}
+    assert m.normalised_config(old) == record
+    assert m.normalised_config({"not": "a config"}) == {"not": "a config"}
+
+
+def test_capped_rpg_fit_saves_its_state_and_no_generator(zoo_run, tmp_path):
+    from rpg.methods import FitSettings
+
+    zoo, _ = zoo_run
+    run = tmp_path / "run"
+    settings = FitSettings(preset="tiny", overrides={**FAST, "train.save_every": "100"}, quiet=True, max_steps=2)
+    get_method("rpg").fit(zoo, run, settings)
+    assert not (run / "generator.safetensors").exists() and not (run / "run.json").exists()
+    assert io.load_torch_file(run / "train_state.pt")["step"] == 2        # an uncapped fit resumes from here
+
+
+def test_capped_baseline_fit_runs_every_stage_to_the_cap(zoo_run, tmp_path):
+    """max_steps cuts every stage (p-diff: autoencoder, then diffusion); nothing is saved, no generator; the
+    uncapped fit afterwards runs every stage in full."""
+    from rpg.methods import FitSettings
+    from rpg.methods.baseline import stage_losses
+
+    zoo, _ = zoo_run
+    run = tmp_path / "run"
+    m = get_method("pdiff")
+    overrides = {f"{s}.steps": "6" for s in m.stages}
+    m.fit(zoo, run, FitSettings(preset="mini", overrides=overrides, quiet=True, max_steps=2))
+    assert [len(stage_losses(run, s)) for s in ("autoencoder", "diffusion")] == [2, 2]
+    assert not {"generator.safetensors", "run.json", "train_state.pt"} & {p.name for p in run.iterdir()}
+    m.fit(zoo, run, FitSettings(preset="mini", overrides=overrides, quiet=True))
+    assert [len(stage_losses(run, s)) for s in ("autoencoder", "diffusion")] == [6, 6]
+    assert formats.read_run(run)["method"] == "pdiff"
+
+
+def test_address_space_cap_fails_an_allocation_past_it_and_is_lifted_after():
+    import resource
+
+    from rpg.memory import address_space_cap
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with pytest.raises(MemoryError):
+        with address_space_cap(256 * 2 ** 20):
+            bytearray(2 ** 31)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    assert len(bytearray(2 ** 28)) == 2 ** 28

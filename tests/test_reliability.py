@@ -1,7 +1,6 @@
-"""Reliability under hostile-but-fair use (issue 9): stale resumes, kill -9, unchecked numbers, non-finite
+"""Reliability under hostile-but-fair use: stale resumes, kill -9, unchecked numbers, non-finite
 training, file modes, one-line errors instead of tracebacks, concurrent runs, thread counts."""
 
-import json
 import os
 import pickle
 import random
@@ -22,7 +21,7 @@ from rpg.generator import training
 from rpg.generator.config import preset_config
 from rpg.generator.schedulers import make_scheduler
 from rpg.generator.tokenizer import ParamTokenizer, check_compatible
-from rpg.generator.training import Zoo, train
+from rpg.generator.training import train
 from rpg.methods.base import FitSettings
 from rpg.methods.rpg import RPGMethod
 from rpg.zoos.architectures import load_weights_strict
@@ -148,7 +147,7 @@ def test_changed_zoo_fails_or_starts_over(zoo, tmp_path):
 
 
 def test_zoo_fingerprint_sees_content_at_same_size_and_mtime(zoo):
-    before = Zoo(zoo).fingerprint()
+    before = formats.read_zoo(zoo).fingerprint()
     f = sorted(zoo.glob("*.safetensors"))[0]
     st = f.stat()
     sd = io.load_state_dict(f)
@@ -156,7 +155,7 @@ def test_zoo_fingerprint_sees_content_at_same_size_and_mtime(zoo):
     io.save_state_dict(f, sd)
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert f.stat().st_size == st.st_size
-    assert Zoo(zoo).fingerprint() != before
+    assert formats.read_zoo(zoo).fingerprint() != before
 
 
 def test_run_json_state_and_meta_record_zoo_and_threads(zoo, tmp_path):
@@ -166,18 +165,27 @@ def test_run_json_state_and_meta_record_zoo_and_threads(zoo, tmp_path):
     st = torch.load(run / "train_state.pt", weights_only=True)
     meta = io.read_json(run / "meta.json")
     assert rj["format"] == formats.RUN_FORMAT and rj["method"] == "rpg" and Path(rj["zoo"]) == zoo
-    assert rj["zoo_fingerprint"] == st["zoo_fingerprint"] == Zoo(zoo).fingerprint()
+    assert rj["zoo_fingerprint"] == st["zoo_fingerprint"] == formats.read_zoo(zoo).fingerprint()
     assert st["format"] == training.STATE_FORMAT
     assert meta["threads"] == st["threads"] == torch.get_num_threads()
 
 
-def _log_step(log: Path) -> int:
-    try:
-        lines = log.read_text().splitlines()
-    except FileNotFoundError:
-        return 0
-    steps = [json.loads(x)["step"] for x in lines if x.strip().endswith("}")]
-    return steps[-1] if steps else 0
+# Loaded by the child through PYTHONPATH: after the child has put its Nth training state in place (os.replace of
+# train_state.pt, save_every steps apart), it marks the file GATE_MARK and waits to be killed, so where each
+# interruption lands depends on the step count alone, never on how fast this machine trains.
+GATE = """
+import os, time
+_replace, _left = os.replace, int(os.environ["RPG_TEST_GATE_SAVES"])
+def _gated(src, dst, *a, **k):
+    global _left
+    _replace(src, dst, *a, **k)
+    if os.fspath(dst).endswith("train_state.pt"):
+        _left -= 1
+        if _left == 0:
+            open(os.environ["RPG_TEST_GATE_MARK"], "w").close()
+            time.sleep(3600)
+os.replace = _gated
+"""
 
 
 def test_sigkill_three_times_then_finish_is_byte_identical(zoo, tmp_path):
@@ -186,18 +194,25 @@ def test_sigkill_three_times_then_finish_is_byte_identical(zoo, tmp_path):
             *sets(**extra)]
     train(fast_cfg(**extra), zoo, tmp_path / "ref", quiet=True)    # uninterrupted, in this process (1 thread)
     run = tmp_path / "run"
-    rng = random.Random(9)
-    targets = sorted(rng.sample(range(4, 56), 3))
-    for target in targets:
-        p = subprocess.Popen([sys.executable, "-m", "rpg", *map(str, args), "--out", str(run)], env=env(),
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "sitecustomize.py").write_text(GATE)
+    mark = tmp_path / "gated"
+    step = 0
+    for saves in random.Random(9).sample(range(1, 6), 3):    # each child saves 1-5 more states, then is killed
+        mark.unlink(missing_ok=True)
+        child_env = {**env(), "PYTHONPATH": f"{gate}{os.pathsep}{ROOT}", "RPG_TEST_GATE_SAVES": str(saves),
+                     "RPG_TEST_GATE_MARK": str(mark)}
+        p = subprocess.Popen([sys.executable, "-m", "rpg", *map(str, args), "--out", str(run)], env=child_env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while _log_step(run / "log.jsonl") < target and p.poll() is None:
-            time.sleep(0.005)
-        assert p.poll() is None, "the run ended before it could be killed"
+        while not mark.exists() and p.poll() is None:
+            time.sleep(0.01)
+        assert p.poll() is None, f"the child exited ({p.returncode}) before its gate"
         p.send_signal(signal.SIGKILL)
         p.wait()
         assert not (run / "generator.safetensors").exists()
-    assert torch.load(run / "train_state.pt", weights_only=True)["step"] >= targets[-1] - 3
+        step += 3 * saves
+        assert torch.load(run / "train_state.pt", weights_only=True)["step"] == step
     r = cli(*[a for a in args if a != "--quiet"], "--out", run)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resuming" in r.stdout
@@ -414,3 +429,26 @@ def test_shape_mismatch_is_reported_before_key_order():
         load_weights_strict(small_net(), sd, "b.safetensors")
     msg = str(e.value)
     assert msg.index("shape") < msg.index("missing")
+
+
+SAVE_IN_CHILD = """
+import sys, torch
+from rpg import io
+sd = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(3, dtype=torch.float16),
+      "n": torch.zeros(2, dtype=torch.int64)}
+io.save_state_dict(sys.argv[1], sd, metadata={k: k * 2 for k in "uvwxyz"})
+"""
+
+
+def test_a_saved_checkpoint_has_the_same_bytes_in_every_process(tmp_path):
+    """safetensors orders `__metadata__` by a per-process random hash; rpg.io must not, or no checkpoint's sha256
+    would be reproducible (six metadata keys: 720 orders)."""
+    paths = [tmp_path / f"sd{i}.safetensors" for i in range(3)]
+    for p in paths:
+        subprocess.run([sys.executable, "-c", SAVE_IN_CHILD, str(p)], check=True, env=env())
+    assert len({p.read_bytes() for p in paths}) == 1
+    sd = io.load_state_dict(paths[0])
+    assert list(sd) == ["w", "b", "n"] and torch.equal(sd["w"], torch.arange(6.0).reshape(2, 3))
+    from safetensors import safe_open
+    with safe_open(str(paths[0]), "pt") as f:
+        assert {k: v for k, v in f.metadata().items() if len(k) == 1} == {k: k * 2 for k in "uvwxyz"}

@@ -12,6 +12,7 @@ from rpg import formats, memory
 from rpg.cli.table import main as table_main
 from rpg.evaluation.evaluate import summarize
 from rpg.tables import sampling
+from rpg.tables.registry import TABLES
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "resources" / "paper"
@@ -36,10 +37,12 @@ def cost(per_model_s: float, peak_mib: float, models: int = 10) -> dict:
             "machine": "Test CPU, 2 cores"}
 
 
-def build(tmp_path: Path, builder: str, files: list[Path], labels: list[str], paper: str | None = None
-          ) -> pd.DataFrame:
+def build(tmp_path: Path, builder: str, files: list[Path], labels: list[str], paper: str | None = None,
+          groups: list[str] | None = None) -> pd.DataFrame:
     out = tmp_path / f"{builder}.csv"
     argv = [builder, "--metrics", *map(str, files), "--labels", *labels, "--out", str(out)]
+    if groups:
+        argv += ["--groups", *groups]
     if paper:
         argv += ["--paper", str(PAPER / paper)]
     assert table_main(argv) == 0
@@ -54,7 +57,7 @@ def test_table7_time_ratios_to_ddim60_accuracy_and_paper(tmp_path):
         files.append(write_eval(tmp_path / f"vb{n}.json", [acc - 0.1, acc + 0.1],
                                 generation={"sampler": "ddim", "steps": n, "mode": "partial", "cost": cost(t, mem)}))
         labels.append(f"ViT-Base, DDIM-{n}")
-    df = build(tmp_path, "table7", files, labels, "table7.csv").set_index("label")
+    df = build(tmp_path, "table7", files, labels, "table7.csv", ["ViT-Base"] * len(files)).set_index("label")
     assert list(df["steps"]) == [5, 60, 200] and set(df["model"]) == {"ViT-Base"}
     # ratios to the same generator's DDIM-60 row, ours and the paper's (0.5 / 0.8 min, 1.8 / 0.8 min)
     assert df.loc["ViT-Base, DDIM-5", "time_ratio"] == pytest.approx(0.1 / 0.4, abs=1e-3)
@@ -73,7 +76,8 @@ def test_table7_time_ratios_to_ddim60_accuracy_and_paper(tmp_path):
 def test_cost_missing_is_one_error_line_naming_the_row(tmp_path, capsys):
     old = write_eval(tmp_path / "old.json", [86.0], generation={"sampler": "ddim", "steps": 60})
     out = tmp_path / "t.csv"
-    assert table_main(["table7", "--metrics", str(old), "--labels", "ViT-Base, DDIM-60", "--out", str(out)]) == 2
+    assert table_main(["table7", "--metrics", str(old), "--labels", "ViT-Base, DDIM-60", "--groups", "ViT-Base",
+                       "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'ViT-Base, DDIM-60'" in err[0] and "generation.cost" in err[0]
     assert not out.exists()
@@ -86,7 +90,7 @@ def test_table13_modes_as_ratios_to_fully_parallel(tmp_path):
         files.append(write_eval(tmp_path / f"{mode}.json", [86.0], generation={
             "sampler": "ddim", "steps": 100, "mode": mode, "chunk_size": chunk or 256, "cost": cost(t, mem, 1)}))
         labels.append(f"ResNet-18, {sampling.MODE_NAMES[mode]}")
-    df = build(tmp_path, "table13", files, labels, "table13.csv").set_index("label")
+    df = build(tmp_path, "table13", files, labels, "table13.csv", ["ResNet-18"] * len(files)).set_index("label")
     seq, part = df.loc["ResNet-18, sequential"], df.loc["ResNet-18, partially parallel"]
     assert seq["time_vs_full"] == pytest.approx(9.0) and seq["memory_vs_full"] == pytest.approx(0.5 / 8, abs=1e-3)
     assert part["memory_vs_full"] == pytest.approx(0.25) and str(part["chunk_size"]) == "32"
@@ -168,8 +172,8 @@ def test_paper_csvs_join_every_configured_row():
     import yaml
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     rows = {**cfg["experiments"], **cfg["variants"]}
-    for table, builder in (("table7", sampling.BUILDERS["table7"]), ("table13", sampling.BUILDERS["table13"]),
-                           ("table16", sampling.BUILDERS["table16"])):
+    for table, builder in (("table7", TABLES["table7"]), ("table13", TABLES["table13"]),
+                           ("table16", TABLES["table16"])):
         spec = cfg["tables"][table]
         assert spec["builder"] == table and spec["paper"] == f"resources/paper/{table}.csv"
         paper = pd.read_csv(REPO / spec["paper"], dtype=str, keep_default_na=False).set_index("label")

@@ -1,4 +1,4 @@
-"""Table 2's workflow entries (issue 14): the mini and paper zoos, experiment and table, and both dry runs."""
+"""Table 2's workflow entries: the mini and paper zoos, experiment and table, and both dry runs."""
 
 from __future__ import annotations
 

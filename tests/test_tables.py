@@ -12,6 +12,7 @@ from rpg import formats
 from rpg.cli.table import main as table_main
 from rpg.evaluation.evaluate import summarize
 from rpg.tables import builders as tables
+from rpg.tables.registry import TABLES, builder_ids
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_TABLE1 = REPO / "resources" / "paper" / "table1.csv"
@@ -197,9 +198,116 @@ def test_sampling_builder_reads_the_generation_provenance(tmp_path, capsys):
 def test_help_lists_every_builder(capsys):
     assert table_main(["--help"]) == 0
     text = capsys.readouterr().out
-    for name, b in tables.BUILDERS.items():
-        assert name in text and b.description in " ".join(text.split())
+    for name in builder_ids():
+        assert name in text and TABLES[name].description in " ".join(text.split())
     # argparse's error: one line, status 2
     assert table_main(["no-such-table", "--metrics", "x.json", "--out", "t.csv"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no-such-table" in err[0]
+
+
+# ------------------------------------------------------------------------------------------------ registry
+def _configured_tables() -> dict[str, dict]:
+    """Every configured table entry: config.yaml, config.yaml + paper.yaml (as Snakemake merges them), smoke."""
+    import copy
+
+    import yaml
+    from snakemake.utils import update_config
+
+    repo = Path(__file__).resolve().parents[1]
+    mini = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    paper = copy.deepcopy(mini)
+    update_config(paper, yaml.safe_load((repo / "config" / "paper.yaml").read_text()))
+    smoke = yaml.safe_load((repo / "tests" / "smoke" / "config" / "config.yaml").read_text())
+    return {f"{name}:{t}": spec for name, cfg in (("mini", mini), ("paper", paper), ("smoke", smoke))
+            for t, spec in cfg["tables"].items()}
+
+
+def test_every_configured_builder_is_registered_once_and_every_claim_reads_a_registered_table():
+    from rpg.tables.claims import CLAIMS, REPORT_ORDER
+    from rpg.tables.config import config_problems
+
+    tables_ = _configured_tables()
+    for key, spec in tables_.items():
+        assert spec["builder"] in builder_ids(), key
+        assert config_problems(key.split(":")[1], spec) == [], key
+    # one registry entry per builder id (the mapping cannot hold two); each configured builder has one
+    assert {s["builder"] for s in tables_.values()} <= set(builder_ids())
+    assert all(TABLES[b].id == b for b in builder_ids())
+    for claim in CLAIMS:
+        assert all(t in TABLES for t in claim.tables), claim.id
+        assert any(claim in TABLES[t].claims for t in claim.tables), claim.id
+    assert [c.id for c in CLAIMS] == list(REPORT_ORDER)
+
+
+def test_config_problems_name_the_key():
+    from rpg.tables.config import config_problems, row_groups
+
+    spec = {"builder": "table7", "rows": ["a", "b", "c"]}
+    assert config_problems("t", spec) == [("tables.t.groups", "builder table7 needs each row's group ({group: "
+                                                               "[row ids]})")]
+    spec["groups"] = {"X": ["a", "b"], "Y": ["b", "z"]}
+    found = dict(config_problems("t", spec))
+    assert "z is not one of" in found["tables.t.groups.Y"] and "row(s) c in no group" in found["tables.t.groups"]
+    assert config_problems("t", {"builder": "nope", "rows": ["a"]})[0][0] == "tables.t.builder"
+    assert row_groups({"rows": ["b", "a"], "groups": {"X": ["a"], "Y": ["b"]}}) == ["Y", "X"]
+
+
+def test_no_import_cycle_among_the_table_modules():
+    """Every `import` statement of rpg/tables (module level and inside functions) forms no cycle."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    files = {f"rpg.tables.{p.stem}" if p.stem != "__init__" else "rpg.tables": p
+             for p in (root / "rpg" / "tables").glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:   # `from pkg import mod` imports pkg.mod
+                names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
+                         for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            deps |= {n for n in names if n in files and n != mod}
+        graph[mod] = deps
+    # the package __init__ imports the builder modules; a submodule importing `rpg.tables.x` does not import
+    # the package back (Python has initialised it first), so only explicit edges count
+    done: set[str] = set()
+
+    def visit(mod: str, path: list[str]) -> None:
+        assert mod not in path, f"import cycle: {' -> '.join(path + [mod])}"
+        if mod in done:
+            return
+        for dep in graph[mod]:
+            visit(dep, path + [mod])
+        done.add(mod)
+
+    for mod in graph:
+        visit(mod, [])
+    assert "rpg.tables.registry" in graph and not graph["rpg.tables.registry"]   # the registry imports no builder
+
+
+# ------------------------------------------------------------------------------------------------ readers
+def test_run_readers_fail_in_one_line_naming_the_file(tmp_path):
+    from rpg.errors import RPGInputError
+
+    with pytest.raises(RPGInputError, match=r"config\.json: file not found") as e:
+        formats.read_run_config(tmp_path)
+    assert "\n" not in str(e.value)
+    assert formats.read_run_meta(tmp_path, required=False) is None
+    (tmp_path / "meta.json").write_text("[1, 2]")
+    with pytest.raises(RPGInputError, match=r"meta\.json: expected a JSON object, got list") as e:
+        formats.read_run_meta(tmp_path)
+    assert "\n" not in str(e.value)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(RPGInputError, match=r"config\.json: not valid JSON"):
+        formats.read_run_config(tmp_path)
+    (tmp_path / "generator.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.raises(RPGInputError, match=r"generator\.safetensors: not a readable safetensors file") as e:
+        formats.read_generator_sizes(tmp_path / "generator.safetensors")
+    assert "\n" not in str(e.value)
+    with pytest.raises(RPGInputError, match="nope: run folder not found"):
+        tables.read_run_summary(tmp_path / "nope")

@@ -20,11 +20,11 @@ from rpg.cli import generate as generate_cli
 from rpg.cli import train as train_cli
 from rpg.errors import RPGInputError
 from rpg.evaluation.evaluate import evaluate_zoo
-from rpg.generator.training import Zoo
 from rpg.methods import ConditionSpec, RunInfo, expand
 from rpg.methods.retrieval import hamming, nearest
 from rpg.tables import tasks as T
-from rpg.tables.builders import BUILDERS, TableInputs, build_table, load_inputs
+from rpg.tables.builders import TableInputs, build_table, load_inputs
+from rpg.tables.registry import TABLES
 from rpg.zoos.collection import collect
 from rpg.zoos.datasets import DatasetSpec, load_dataset
 from rpg.zoos.recipes import (
@@ -115,7 +115,7 @@ def test_unseen_tasks_never_enter_training(study):
     cfg, zoo = study["cfg"], study["zoo"]
     unseen_bits = {formats.task_string(task_bits(n)) for n in cfg.unseen_tasks}
     # the generator's training data is the top-level manifest: seen tasks only, from seen/
-    train_zoo = Zoo(zoo)
+    train_zoo = formats.read_zoo(zoo, trainable=True)
     trained = {formats.task_string(t) for t in train_zoo.tasks}
     assert trained == {formats.task_string(task_bits(n)) for n in cfg.seen_tasks()} and not trained & unseen_bits
     assert all(f.parent.name == "seen" for f in train_zoo.files)
@@ -217,9 +217,11 @@ def test_retrieval_returns_the_nearest_seen_tasks_originals(study):
 
 # ------------------------------------------------------------------------------------------------ builders
 def _inputs(study, builder: str, rows: list[tuple[str, str]], paper: str | None = None):
+    """Each row's eval file, and its zoo and generated folders (the ones the rule declares as inputs)."""
     ev = study["evals"]
     return load_inputs(builder, [ev[k] for k, _ in rows], [lab for _, lab in rows],
-                       REPO / "resources" / "paper" / paper if paper else None, "smoke")
+                       REPO / "resources" / "paper" / paper if paper else None, "smoke",
+                       zoos=[study["zoo"]] * len(rows), generated=[study["root"] / "gen" / k for k, _ in rows])
 
 
 def test_table9_and_table14(study, tmp_path):
@@ -267,6 +269,17 @@ def test_table10_fig6_fig10(study, tmp_path):
     assert len(gen) == 2 * 2 + 2 * 2 and gen["same_task"].isin([True, False]).all()
     assert (f10[f10["kind"] == "original"]["nearest_original_task"] == "").all()
     assert (tmp_path / "f10.png").is_file() and (tmp_path / "f6.png").is_file()
+    # the folders come from the table's inputs, never from paths recorded in the eval file
+    moved = {}
+    for key, _ in rows:
+        ev = io.read_json(study["evals"][key])
+        moved[key] = tmp_path / f"{key}.json"
+        io.write_json(moved[key], {**ev, "zoo": "/nonexistent/zoo", "generated_dir": "/nonexistent/generated"})
+    inputs = load_inputs("fig6", [moved[k] for k, _ in rows], [lab for _, lab in rows], None, "smoke",
+                         zoos=[study["zoo"]] * 2, generated=[study["root"] / "gen" / k for k, _ in rows])
+    pd.testing.assert_frame_equal(build_table("fig6", inputs, tmp_path / "f6b.csv"), f6)
+    with pytest.raises(RPGInputError, match="fig6: needs --zoos"):
+        load_inputs("fig6", [moved[k] for k, _ in rows], [lab for _, lab in rows], None, "smoke")
 
 
 def test_table15_defines_fail_numerically(tmp_path):
@@ -290,13 +303,15 @@ def test_table15_defines_fail_numerically(tmp_path):
         formats.write_eval(paths[-1], {"params": 100, "dataset": "digits", "zoo": str(zoo),
                                        "generation": {"method": "rpg", "run": str(run)},
                                        "original": summary([88.0, 88.5]), "generated": summary(accs)})
-    inputs = load_inputs("table15", paths, labels, REPO / "resources" / "paper" / "table15.csv", "smoke")
+    # the seeds come from the row's zoo and the permutation state from its run config (--zoos, --runs)
+    inputs = load_inputs("table15", paths, labels, REPO / "resources" / "paper" / "table15.csv", "smoke",
+                         runs=[tmp_path / "run_learned", tmp_path / "run_none"], zoos=[zoo, zoo])
     t = build_table("table15", inputs, tmp_path / "t15.csv").set_index("label")
     assert list(t["permutation_state"]) == ["w/", "w/o"] and list(t["seeds"]) == [2, 2]
     # chance = 10%: best 14.9 is within FAIL_MARGIN (5) of it -> fail; 88 is not
-    assert list(t["verdict"]) == ["ok", "fail"] and T.verdict(15.0, 10.0) == "ok"
+    assert list(t["verdict"]) == ["ok", "fail"] and T.fail_verdict(15.0, 10.0) == "ok"
     assert list(t["paper_accuracy"]) == ["88.1", "fail"]
-    assert isinstance(inputs, TableInputs) and "table15" in BUILDERS
+    assert isinstance(inputs, TableInputs) and "table15" in TABLES
 
 
 def test_phase_iterations_and_pretrain_step_counts(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ def _models():
     timm = pytest.importorskip("timm")
     from rpg.zoos.digits import DigitsCNN
 
-    class CNNs(nn.Module):  # the paper's 2,864-parameter CNN(s) (baselines.md §1.1)
+    class CNNs(nn.Module):  # the paper's 2,864-parameter CNN(s) (the official dataset/cifar10_cnnsmall/model.py)
         def __init__(self):
             super().__init__()
             self.c1, self.c2, self.c3 = nn.Conv2d(3, 8, 5), nn.Conv2d(8, 6, 5), nn.Conv2d(6, 4, 2)
@@ -61,7 +61,7 @@ def test_cnn_s_has_2864_params(models):
 
 
 def test_layouts_match_reference(models):
-    # token counts of ViT-Tiny from the official structure caches (reference §1.3, §1.4)
+    # token counts of ViT-Tiny from the official structure caches (official dataset/dataset.py, `layer_to_token`)
     vit = models["vit_tiny_patch16_224"].state_dict()
     zoo = [("a", vit)]
     assert ParamTokenizer.fit(zoo, 8192, "layer").num_tokens == 808

@@ -35,6 +35,7 @@ import yaml
 from snakemake.utils import update_config
 
 from rpg.generator.config import RPGConfig
+from rpg.zoos.recipes import recipe_files
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -57,19 +58,6 @@ def run(cmd: list, cwd: Path = REPO, check: bool = True, timeout: float = 900) -
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def cli_help(*command: str) -> str:
-    return run([sys.executable, "-m", "rpg", *command, "--help"]).stdout
-
-
-# Capabilities the rules use that other parts of the code base add (CLI contract in docs): tests that
-# run the rules for real skip, naming the missing piece, until the checkout has them.
-HAS_METHOD = "--method" in cli_help("train")
-HAS_BUILDERS = all(b in cli_help("table") for b in ("ablation", "sampling"))
-needs_method = pytest.mark.skipif(not HAS_METHOD, reason="`rpg train --method` (method seam) not in this checkout")
-needs_builders = pytest.mark.skipif(not HAS_BUILDERS,
-                                    reason="`rpg table ablation|sampling` builders not in this checkout")
 
 
 def snakemake(workdir: Path, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -394,15 +382,6 @@ def test_threads_follow_snakemake(tmp_path, cores, threads, expected):
     assert flags == {None if expected is None else str(expected)}
 
 
-def _recipe_files():
-    try:
-        from rpg.zoos.recipes import recipe_files
-    except ImportError:
-        return None
-    return recipe_files
-
-
-@pytest.mark.skipif(_recipe_files() is None, reason="zoo recipes are not YAML files (no rpg.zoos.recipes.recipe_files)")
 @pytest.mark.parametrize("overlay_paper", [False, True], ids=["mini", "paper"])
 def test_collect_declares_its_recipe_files(tmp_path, overlay_paper):
     """Editing a recipe must recollect the zoos built from it: the files are inputs of `collect`."""
@@ -413,7 +392,7 @@ def test_collect_declares_its_recipe_files(tmp_path, overlay_paper):
     blocks = out.split("rule collect:")[1:]
     assert len(blocks) == 7
     for zoo in (cfg["zoos"][k] for k in TABLE1_IDS):   # the zoos results/table1.csv collects
-        files = [str(REPO / p) for p in _recipe_files()(zoo["recipe"])]
+        files = [str(REPO / p) for p in recipe_files(zoo["recipe"])]
         assert files
         block = next(b for b in blocks if f"--zoo {zoo['recipe']} " in b)
         inputs = block.split("input:", 1)[1].splitlines()[0]
@@ -521,8 +500,6 @@ PARALLEL = ("--cores", "2", "--resources", "gpu=2")   # two jobs at a time (most
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """One smoke-scale Table 1 run in a temporary working directory (shared by the tests below)."""
-    if not HAS_METHOD:
-        pytest.skip("`rpg train --method` (method seam) not in this checkout")
     root = tmp_path_factory.mktemp("smoke")
     work = workdir_with(root, SMOKE_CONFIG)
     t0 = time.monotonic()
@@ -535,7 +512,6 @@ def benchmarks(work: Path, rule: str) -> list[str]:
     return sorted(p.stem for p in (work / "results" / "smoke" / "benchmarks" / rule).glob("*.tsv"))
 
 
-@needs_method
 def test_smoke_end_to_end(smoke):
     work, log = smoke["work"], smoke["log"]
     print(f"smoke Table 1 run: {smoke['seconds']:.1f} s")
@@ -568,8 +544,6 @@ def test_smoke_end_to_end(smoke):
         assert ",smoke," not in published.read_text()
 
 
-@needs_method
-@needs_builders
 def test_smoke_ablation_and_sampling_tables(smoke):
     """Two tables added with config entries only (tests/smoke/config/config.yaml): an ablation on ONE
     zoo (2D vs 1D position embedding) and a sampling table (the vit_tiny generator with 2 and 5 DDIM
@@ -674,7 +648,6 @@ def _expected_captions() -> dict[str, list[str]]:
     return expected
 
 
-@needs_method
 def test_report_embeds_every_table_with_its_caption(smoke_report):
     """The report holds every table (CSV and plot) and the claims, each with the caption of its config
     entry: what it shows and what this scale substitutes."""
@@ -688,7 +661,6 @@ def test_report_embeds_every_table_with_its_caption(smoke_report):
     assert "smoke" in results["results/claims.csv"]["caption"]
 
 
-@needs_method
 @pytest.mark.skipif(BROWSER is None, reason="no headless Chromium (Debian chromium-headless-shell; scripts/setup.sh)")
 def test_report_renders_in_a_headless_browser(smoke_report, tmp_path):
     """A real browser opens the report, and its own navigation shows each table's caption."""
@@ -709,7 +681,6 @@ def test_report_renders_in_a_headless_browser(smoke_report, tmp_path):
         assert path in page and all(" ".join(t.split()) in page for t in texts), (path, page[:500])
 
 
-@needs_method
 def test_changed_set_retrains_that_experiment_only(smoke, tmp_path):
     """Snakemake's params trigger sees the experiment's resolved generator config: a new `set` on one
     experiment retrains it (and what samples it), nothing else."""
@@ -727,7 +698,6 @@ def test_changed_set_retrains_that_experiment_only(smoke, tmp_path):
     assert any("--run results/smoke/runs/resnet18 " in c for c in shell_commands(out) if " generate " in c)
 
 
-@needs_method
 def test_changed_sampling_or_zoo_reruns_what_depends_on_it(smoke):
     """Pinned (ancient) inputs still follow a real change upstream: new sample settings regenerate and
     re-evaluate that row only; a changed zoo recipe recollects the zoo, then retrains, regenerates and
@@ -755,7 +725,6 @@ def test_changed_sampling_or_zoo_reruns_what_depends_on_it(smoke):
     assert any("--out results/smoke/runs/resnet18 " in c for c in cmds if " train " in c)
 
 
-@needs_method
 def test_an_interrupted_chain_resumes_downstream(smoke, tmp_path):
     """An invocation that regenerated a set and stopped before evaluating it (here: a narrower target) leaves
     metrics whose `generation` record is not the set's manifest: the next invocation re-evaluates that row
@@ -770,7 +739,6 @@ def test_an_interrupted_chain_resumes_downstream(smoke, tmp_path):
     assert counts.get("generate", 0) == 0 and counts["evaluate"] == 1
 
 
-@needs_method
 def test_forced_retrain_starts_over(smoke):
     """`--forcerun train` on a finished run drops its saved state, so training starts from step 0 instead
     of "resuming" the finished state; the generator equals the first one (same seed and threads)."""
@@ -786,7 +754,6 @@ def test_forced_retrain_starts_over(smoke):
     assert (run_dir / "generator.safetensors").read_bytes() == before
 
 
-@needs_method
 def test_dvc_round_trip(smoke, tmp_path):
     """commit + push the smoke artefacts, then a fresh clone + `dvc pull` restores them byte for byte
     and Snakemake recomputes none of them."""

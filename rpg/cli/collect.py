@@ -1,4 +1,4 @@
-"""`rpg collect`: argument parsing for zoo collection (rpg.zoos.collection)."""
+"""`rpg collect`: argument parsing for zoo collection; the recipe's class (any domain) collects the zoo."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from rpg.cli.common import add_threads_arg, parse_overrides, run, set_threads
+from rpg.cli.common import add_threads_arg, run
+from rpg.configs import parse_overrides
 from rpg.errors import RPGInputError
 from rpg.io import read_json
+from rpg.runtime import set_threads
 from rpg.zoos import architectures as archs
 from rpg.zoos import recipes as zoos
-from rpg.zoos.collection import collect
-from rpg.zoos.datasets import DATA_KEYS, DataConfig
+from rpg.zoos.datasets import DATA_KEYS, DataConfig, DatasetSpec
 from rpg.zoos.recipes import PhaseConfig, SaveConfig, ZooConfig
 
 # --------------------------------------------------------------------------------------------------
@@ -93,23 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_config(args: argparse.Namespace) -> tuple[ZooConfig, DataConfig]:
+def _adhoc_recipe(args: argparse.Namespace) -> ZooConfig:
+    """A classification recipe from --arch/--dataset (replacing the --zoo entry's, or on a small default)."""
     import json
 
-    overrides = parse_overrides(args.overrides)
-    data_over = {k: v for k, v in overrides.items() if k in DATA_KEYS}
-    zoo_over = {k: v for k, v in overrides.items() if k not in DATA_KEYS}
     if args.zoo:
         cfg = zoos.get_zoo(args.zoo)
-    elif args.arch or args.dataset:
+        if not isinstance(cfg, ZooConfig):
+            raise RPGInputError(f"--zoo {args.zoo}: a {cfg.domain} recipe takes no --arch/--dataset (edit the recipe)")
+    else:
         cfg = ZooConfig(
             name="adhoc",
             description="ad-hoc zoo from --arch/--dataset",
             phases=[PhaseConfig(epochs=2, lr=3e-3, lr_end=1e-4, weight_decay=1e-4)],
             save=SaveConfig(lr=1e-4, weight_decay=1e-4, every=2),
         )
-    else:
-        raise RPGInputError("--zoo: give a registry entry (see --list) or --arch/--dataset for an ad-hoc zoo")
     d = cfg.to_dict()
     if args.dataset:
         d["dataset"] = {"name": args.dataset}
@@ -121,32 +120,25 @@ def resolve_config(args: argparse.Namespace) -> tuple[ZooConfig, DataConfig]:
         if not isinstance(kwargs, dict):
             raise RPGInputError("--arch-kwargs: expected a JSON object")
         arch = {"name": args.arch or d["architecture"]["name"], "kwargs": kwargs}
-        from rpg.zoos.datasets import DatasetSpec
-
         info = DatasetSpec.from_dict(d["dataset"]).info
         n_cls = 2 if d["kind"] == "tasks" else info.num_classes
         d["architecture"] = _fill_io_kwargs(archs.check_spec(arch), info.in_chans, n_cls)
         if not args.zoo:
             d["name"] = f"adhoc/{d['architecture']['name']}"
-    cfg = zoos.apply_overrides(ZooConfig.from_dict(d), zoo_over)
+    return ZooConfig.from_dict(d).override(zoos.recipe_overrides(args.overrides))
+
+
+def resolve_config(args: argparse.Namespace):
+    """The recipe this command collects with (any domain; what the zoo's manifest records as `config`) and the data
+    settings (DATA_KEYS of --set and the environment)."""
+    if args.zoo and not (args.arch or args.dataset or args.arch_kwargs):
+        cfg = zoos.resolve_recipe(args.zoo, args.overrides)
+    elif args.zoo or args.arch or args.dataset:
+        cfg = _adhoc_recipe(args)
+    else:
+        raise RPGInputError("--zoo: give a registry entry (see --list) or --arch/--dataset for an ad-hoc zoo")
+    data_over = {k: v for k, v in parse_overrides(args.overrides).items() if k in DATA_KEYS}
     return cfg, DataConfig.from_sources(data_over)
-
-
-def domain_recipe(args: argparse.Namespace, cfg):
-    """A recipe of another domain (segmentation, language models) with this command's `--set` applied. Data
-    settings (DATA_KEYS) are left out: the workflow passes them to every collect job, and only the domains that
-    read datasets take them from the overrides themselves."""
-    if args.arch or args.dataset or args.arch_kwargs:
-        raise RPGInputError(f"--zoo {args.zoo}: a {cfg.domain} recipe takes no --arch/--dataset (edit the recipe)")
-    return cfg.override({k: v for k, v in parse_overrides(args.overrides).items() if k not in DATA_KEYS})
-
-
-def resolved_recipe(args: argparse.Namespace):
-    """The recipe this command collects with, as the zoo's manifest records it (`config`), of any domain. The
-    workflow compares the two to decide that a zoo is stale."""
-    if args.zoo and not isinstance(other := zoos.get_zoo(args.zoo), ZooConfig):
-        return domain_recipe(args, other)
-    return resolve_config(args)[0]
 
 
 def _main(args: argparse.Namespace) -> None:
@@ -156,8 +148,6 @@ def _main(args: argparse.Namespace) -> None:
         for name, c in zoos.ZOOS.items():
             print(f"{name:32s} {c.description}")
         return
-    if args.zoo and not isinstance(other := zoos.get_zoo(args.zoo), ZooConfig):
-        return other.run_cli(args)       # a recipe of another domain (recipes.RECIPE_DOMAINS) collects its own zoo
     cfg, data_cfg = resolve_config(args)
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
@@ -165,15 +155,11 @@ def _main(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     out = Path(args.out) if args.out else Path("runs/zoos") / cfg.name
     t0 = time.time()
-    folders = collect(cfg, out, data_cfg, args.device, progress=False if args.no_progress else None)
+    # one path for every domain: the recipe's class collects (rpg.domains: each domain's recipe_class)
+    folders = cfg.collect(out, data_cfg, args.device, progress=False if args.no_progress else None)
     for f in folders:
         m = read_json(f / "manifest.json")
-        accs = [c["accuracy"] for c in m["checkpoints"] if c["accuracy"] is not None]
-        msg = f"{f}: {len(m['checkpoints'])} checkpoints, {m['params']} params"
-        if accs:
-            mean = sum(accs) / len(accs)
-            msg += f", test accuracy {100 * mean:.2f}% (min {100 * min(accs):.2f}, max {100 * max(accs):.2f})"
-        print(msg)
+        print(f"{f}: {len(m['checkpoints'])} checkpoints, {m['params']} params" + cfg.score_summary(m))
     print(f"done in {time.time() - t0:.1f} s")
 
 

@@ -7,10 +7,11 @@ import math
 import sys
 import time
 
-from rpg.cli.common import add_threads_arg, set_threads
+from rpg.cli.common import add_threads_arg
 from rpg.errors import RPGInputError
 from rpg.evaluation.evaluate import evaluate_zoo
 from rpg.evaluation.similarity import PAPER_NOISE_LEVELS
+from rpg.runtime import set_threads
 
 # --------------------------------------------------------------------------------------------------
 # CLI
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> None:
-    from rpg.cli.common import parse_overrides
+    from rpg.configs import parse_overrides
     from rpg.formats import write_eval
     from rpg.zoos.datasets import DATA_KEYS, DataConfig
 

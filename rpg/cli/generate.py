@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 
-from rpg.cli.common import add_threads_arg, int_in, resolve_device, seed_arg, set_threads
+from rpg.cli.common import add_threads_arg, int_in, seed_arg
 from rpg.cli.common import run as run_cli
 from rpg.errors import RPGInputError
 from rpg.methods import ConditionSpec, SampleOptions, generate
 from rpg.methods.base import SPEC_HELP
+from rpg.runtime import resolve_device, set_threads
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,9 @@ import argparse
 import sys
 import time
 
-from rpg.cli.common import add_threads_arg, int_in, run, set_threads
+from rpg.cli.common import add_threads_arg, int_in, run
 from rpg.lm.config import LM_MODELS, LM_TASKS
+from rpg.runtime import set_threads
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,9 +12,11 @@ import argparse
 from pathlib import Path
 
 from rpg import io
-from rpg.cli.common import add_threads_arg, int_in, parse_overrides, resolve_device, set_threads
+from rpg.cli.common import add_threads_arg, int_in
 from rpg.cli.common import run as run_cli
+from rpg.configs import parse_overrides
 from rpg.generator.config import PRESETS
+from rpg.runtime import resolve_device, set_threads
 
 
 def build_parser() -> argparse.ArgumentParser:

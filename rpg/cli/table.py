@@ -1,29 +1,34 @@
-"""`rpg table`: argument parsing for the table builders (rpg.tables.builders)."""
+"""`rpg table`: argument parsing for the table builders (rpg.tables.builders, registered in rpg.tables.registry)."""
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from rpg.cli.common import run
 from rpg.errors import RPGInputError
-from rpg.tables.builders import BUILDERS, build_table, load_inputs
+from rpg.tables.builders import build_table, load_inputs
+from rpg.tables.registry import TABLES, builder_ids
+
+# A group name is printed in a table cell and joins the paper's CSV: one line of printable text.
+GROUP_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]+$")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    names = builder_ids()
     p = argparse.ArgumentParser(
         prog="rpg table",
         description="Assemble a paper table (CSV + PNG plot) from `rpg evaluate` JSON files, one file per row.",
-        epilog="builders:\n" + "\n".join(f"  {k:10s} {b.description}" for k, b in BUILDERS.items()),
+        epilog="builders:\n" + "\n".join(f"  {k:10s} {TABLES[k].description}" for k in names),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("table", metavar="BUILDER", choices=list(BUILDERS),
-                   help="which table builder: " + ", ".join(BUILDERS))
+    p.add_argument("table", metavar="BUILDER", choices=names, help="which table builder: " + ", ".join(names))
     p.add_argument("--metrics", nargs="+", required=True, metavar="JSON",
                    help="evaluation files (format rpg-eval/1), one per row, in the printed row order")
     p.add_argument("--labels", nargs="+", metavar="NAME",
-                   help="row names as the paper prints them (e.g. ResNet-18), one per --metrics file; they "
-                        "join our rows to the paper's. Default: the metrics file names without .json")
+                   help="row names as the paper prints them (e.g. ResNet-18), one per --metrics file; display "
+                        "only, and they join our rows to the paper's. Default: the metrics file names without .json")
     p.add_argument("--paper", metavar="CSV",
                    help="the paper's numbers (resources/paper/<table>.csv), one row per label (column "
                         "`architecture` for table1, `embedding` for table9/10/14, `label` otherwise); their "
@@ -31,10 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "Without it table1's paper_* columns stay empty and the other builders have none")
     p.add_argument("--runs", nargs="+", metavar="RUN",
                    help="the run folder of each row's generator (`rpg train --out`), one per --metrics file: "
-                        "builders that report training cost or generator size read config.json, meta.json "
-                        "and the generator's header there")
+                        "builders that report training cost, generator size or settings read config.json, "
+                        "meta.json and the generator's header there")
+    p.add_argument("--zoos", nargs="+", metavar="DIR",
+                   help="the zoo folder of each row (`rpg collect --out`), one per --metrics file: fig6/fig10 "
+                        "read the original checkpoints there, table15 its seeds")
+    p.add_argument("--generated", nargs="+", metavar="DIR",
+                   help="the generated folder of each row (`rpg generate --out`), one per --metrics file: "
+                        "fig6/fig10 read the generated checkpoints there")
+    p.add_argument("--groups", nargs="+", metavar="NAME",
+                   help="the group of each row as printed, one per --metrics file: the generator a sampling "
+                        "variant samples (table7, table13), the model of a token size (table6), the "
+                        "architecture column (table8)")
     p.add_argument("--memory", metavar="JSON",
-                   help="a memory study (benchmarks/memory.py, format rpg-memory/1): table8 reports what happened "
+                   help="a memory study (rpg memory-study, format rpg-memory/1): table8 reports what happened "
                         "when each method trained at a column's paper size (see --memory-size)")
     p.add_argument("--memory-size", nargs="+", default=[], metavar="COLUMN=SIZE",
                    help="the study's size id of a column's paper architecture, e.g. 'ResNet-18=resnet18'")
@@ -50,9 +65,12 @@ def _main(args: argparse.Namespace) -> None:
     for pair, (column, size) in zip(args.memory_size, pairs):
         if not (column and size):
             raise RPGInputError(f"--memory-size: expected COLUMN=SIZE, got {pair!r}")
+    for group in args.groups or []:
+        if not GROUP_PATTERN.match(group):
+            raise RPGInputError(f"--groups: {group!r} is not a printable one-line name")
     sizes = dict(pairs)
     inputs = load_inputs(args.table, args.metrics, args.labels, args.paper, args.scale, args.title, args.runs,
-                         args.memory, sizes)
+                         args.memory, sizes, zoos=args.zoos, generated=args.generated, groups=args.groups)
     plot = args.plot or Path(args.out).with_suffix(".png")
     table = build_table(args.table, inputs, args.out, plot)
     print(f"wrote {args.out} ({len(table)} rows) and {plot}")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 
 from rpg import io
-from rpg.cli.common import add_threads_arg, int_in, parse_overrides, resolve_device, set_threads
+from rpg.cli.common import add_threads_arg, int_in
 from rpg.cli.common import run as run_cli
+from rpg.configs import parse_overrides
 from rpg.evaluation import make_eval_fn
 from rpg.generator.config import PRESETS
 from rpg.methods import METHODS, FitSettings, get_method
+from rpg.runtime import resolve_device, set_threads
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -1,4 +1,4 @@
-"""Evaluation: one `Domain` per kind of model (domains.py; classification.py), domain-agnostic summaries
+"""Evaluation: the classification `Domain` (classification.py; the registry is rpg.domains), domain-agnostic summaries
 and the rpg-eval/1 result (evaluate.py), IoU similarity and the noise baseline (similarity.py)."""
 
 from rpg.evaluation.evaluate import evaluate_zoo, make_eval_fn

@@ -8,7 +8,7 @@ The outcomes (metric, per-sample mistakes, breakdown, extra metrics) are kept in
         architecture, test data and evaluation settings), and per original: resolved path, size, mtime, task)
 
 so any change to a checkpoint, the test data, the scoring code or its settings is a miss, never a stale hit.
-A domain without `fingerprint()` (segmentation, language models: their data lives outside the process) is not
+A domain whose `fingerprint()` is None (segmentation, language models: their data lives outside the process) is not
 cached. Location: $RPG_CACHE_DIR, else $XDG_CACHE_HOME/rpg/originals, else ~/.cache/rpg/originals; `RPG_CACHE_DIR=`
 (empty) turns it off. Files are written atomically, so parallel jobs that miss together both write the same
 content.
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from rpg import formats
-from rpg.evaluation.domains import Outcome
+from rpg.domains import Domain, Outcome
 
 CACHE_FORMAT = "rpg-originals-cache/1"
 
@@ -49,13 +49,13 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def cache_key(domain, refs: list[formats.ModelRef]) -> str | None:
+def cache_key(domain: Domain, refs: list[formats.ModelRef]) -> str | None:
     """The key of these originals scored by `domain`; None when the domain cannot be fingerprinted."""
-    fingerprint = getattr(domain, "fingerprint", None)
+    fingerprint = domain.fingerprint()
     if fingerprint is None:
         return None
     h = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, "torch": torch.__version__, "code": code_digest(),
-                                   "domain": type(domain).__qualname__, "data": fingerprint()}).encode())
+                                   "domain": type(domain).__qualname__, "data": fingerprint}).encode())
     for r in refs:
         st = r.path.stat()
         h.update(f"\0{r.path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{r.task}".encode())
@@ -64,17 +64,16 @@ def cache_key(domain, refs: list[formats.ModelRef]) -> str | None:
 
 def write_outcomes(path: str | os.PathLike, outcomes: list[Outcome]) -> None:
     """The one writer of the cache format: metrics (O,) float64, mistakes (O, N) bool, the rest as JSON."""
-    from safetensors.torch import save_file
-
-    from rpg.io import atomic_path
+    from rpg.io import atomic_path, safetensors_bytes
     tensors = {"metric": torch.tensor([o.metric for o in outcomes], dtype=torch.float64)}
     if outcomes and all(o.mistakes is not None for o in outcomes):
         tensors["mistakes"] = torch.stack([o.mistakes.bool().cpu() for o in outcomes])
     meta = {"format": CACHE_FORMAT,
             "extra": json.dumps([o.extra for o in outcomes]),
             "breakdown": json.dumps([o.breakdown for o in outcomes])}
+    data = safetensors_bytes(tensors, meta)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        tmp.write_bytes(data)
 
 
 def read_outcomes(path: str | os.PathLike, n: int) -> list[Outcome] | None:
@@ -96,7 +95,7 @@ def read_outcomes(path: str | os.PathLike, n: int) -> list[Outcome] | None:
             for i, (m, e, b) in enumerate(zip(metric, extra, breakdown))]
 
 
-def cached_scores(domain, refs: list[formats.ModelRef], score_all) -> list[Outcome]:
+def cached_scores(domain: Domain, refs: list[formats.ModelRef], score_all) -> list[Outcome]:
     """`score_all(refs)`, read from the cache when these originals were scored the same way before."""
     where = cache_dir()
     key = cache_key(domain, refs) if where is not None and refs else None

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from rpg import formats
-from rpg.evaluation.domains import Outcome
+from rpg.domains import Domain, Outcome
+from rpg.zoos.recipes import ZooConfig
 
 
 @torch.inference_mode()
@@ -86,10 +87,11 @@ class Evaluator:
         return preds != targets
 
 
-class ClassificationDomain:
+class ClassificationDomain(Domain):
     """`Domain` of image classifiers: metric = top-1 test accuracy (%), mistakes = misclassified samples."""
 
     metric_name = "top-1 accuracy"
+    recipe_class = ZooConfig
 
     def __init__(self, zoo: formats.Zoo, data_cfg=None, device: str | torch.device = "cpu",
                  batch_size: int | None = None):

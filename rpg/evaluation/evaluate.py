@@ -1,6 +1,6 @@
 """`rpg evaluate`: the metric of original and generated models, their summaries and their similarity.
 
-Domain-agnostic: the zoo manifest's `domain` picks a `Domain` (rpg.evaluation.domains) that builds the model,
+Domain-agnostic: the zoo manifest's `domain` picks a `Domain` (rpg.domains) that builds the model,
 loads the data and scores one state_dict; everything here sees only its `Outcome`s.
 
 - Summary over a set of models (paper §3.1: "we repeat the above process 10 times and report the best, average,
@@ -31,11 +31,12 @@ import torch
 from tqdm.auto import tqdm
 
 from rpg import formats, io
+from rpg.domains import Outcome, make_domain
 from rpg.errors import RPGInputError
 from rpg.evaluation.cache import cached_scores
 from rpg.evaluation.classification import predict  # noqa: F401  (rpg.zoos.collection imports it from here)
-from rpg.evaluation.domains import Outcome, make_domain
 from rpg.evaluation.similarity import PAPER_NOISE_LEVELS, similarity
+from rpg.runtime import resolve_device
 
 # provenance of a generated set copied into the eval JSON (`generation`): what the sampling tables group by
 GENERATION_KEYS = ("method", "run", "sampler", "steps", "mode", "seed", "chunk_size", "num", "cost")
@@ -119,8 +120,6 @@ def evaluate_zoo(
 ) -> dict:
     """Evaluate a zoo (and optionally a generated set, a folder of weight files or one file); returns the
     rpg-eval/1 dict."""
-    from rpg.cli.common import resolve_device
-
     zoo = formats.read_zoo(zoo_dir, evaluable=True)
     gen = formats.read_generated(generated, zoo) if generated is not None else None
     originals = zoo.refs
@@ -184,7 +183,7 @@ def evaluate_zoo(
             for name in ("original", "generated"):
                 if (t, name) in breakdown:
                     entry[name]["breakdown"] = _mean_breakdown(breakdown[(t, name)])
-        if getattr(domain, "label_counts", None) is not None:
+        if domain.label_counts is not None:
             result["label_counts"] = list(domain.label_counts)
     if len({r.condition for r in gen_refs}) > 1:
         result["per_condition"] = _per_condition(gen_refs, out_g)
@@ -193,8 +192,8 @@ def evaluate_zoo(
             part: {name: summarize([o.breakdown[part] for o in outs]) if outs else None
                    for name, outs in (("original", out_o), ("generated", out_g))}
             for part in out_o[0].breakdown}
-    if hasattr(domain, "baseline"):   # the model without what the zoo trains (LM domain: no adapter)
-        base = domain.baseline()
+    base = domain.baseline()   # the model without what the zoo trains (LM domain: no adapter)
+    if base is not None:
         result["baseline"] = {"metric": round(base.metric, 2),
                               "breakdown": {k: round(v, 2) for k, v in (base.breakdown or {}).items()}}
     if with_similarity:

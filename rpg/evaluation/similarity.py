@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rpg import io
-from rpg.evaluation.domains import Domain
+from rpg.domains import Domain
 from rpg.formats import ModelRef
 
 # App. B.4 (reference workspace/evaluate/evaluate.py: 0.01..0.05) and Tab. 16 (0.01, 0.1, 1.0)
@@ -41,7 +41,7 @@ def iou_matrix(wrong_a: torch.Tensor, wrong_b: torch.Tensor) -> torch.Tensor:
 
 
 def _generated_key(key: str, v: torch.Tensor) -> bool:
-    """Tensors RPG generates (reference §1.1): floating, more than one element, not num_batches_tracked."""
+    """Tensors RPG generates (official BaseDataset): floating, more than one element, not num_batches_tracked."""
     return v.is_floating_point() and v.numel() > 1 and "num_batches_tracked" not in key
 
 

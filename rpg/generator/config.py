@@ -7,9 +7,9 @@ says otherwise, a switch selects the paper's variant (see docs/faithfulness.md).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rpg import configs
@@ -235,58 +235,15 @@ def _check_positive(key: str, value: int | float) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Presets: paper Tab. 12 (Tiny/Small/Base/Large) with the training recipes of Tab. 11 / reference §9,
-# and `mini`, our CPU preset (measured choices documented in docs/presets.md).
+# Presets are data: rpg/generator/presets.yaml (paper Tab. 12 sizes with the Tab. 11 training recipes, and `mini`,
+# our CPU preset), read by the one YAML preset reader (rpg.configs.resolve_preset).
 # --------------------------------------------------------------------------------------------------------
-
-def _preset(token_size: int, widths: list[int], d_state: int, channels: list[int], sampler: str, steps: int,
-            train: dict[str, Any], diffusion_batch: int | None) -> dict[str, Any]:
-    return {
-        "tokenizer": {"token_size": token_size},
-        "recurrent": {"d_model": widths, "d_state": d_state},
-        "denoiser": {"channels": channels},
-        "diffusion": {"sampler": sampler, "sampling_steps": steps, "diffusion_batch": diffusion_batch},
-        "train": train,
-    }
-
-
-_UNET = [1, 32, 64, 128, 64, 32, 1]
-PRESETS: dict[str, dict[str, Any]] = {
-    # CIFAR CNN(s)/CNN(m) (compare/ours_cnnsmall): bs 8, lr 1e-4, 30k steps, all tokens per step.
-    "tiny": _preset(256, [256, 256], 32, _UNET, "ddpm", 1000,
-                    {"batch_size": 8, "lr": 1e-4, "steps": 30000}, None),
-    # MobileNetV3 (compare/ours_mobilenetv3): bs 8 (2x4 GPUs), lr 3e-5, 100k steps.
-    "small": _preset(4096, [4096, 4096], 128, _UNET, "ddpm", 1000,
-                     {"batch_size": 8, "lr": 3e-5, "steps": 100000}, 1024),
-    # ResNet-18/50, ViT-T/S, ConvNeXt-A (main/*_8192): bs 8, lr 3e-5, 80k steps, diffusion batch 1024.
-    "base": _preset(8192, [8192, 8192], 128, _UNET, "ddpm", 1000,
-                    {"batch_size": 8, "lr": 3e-5, "steps": 80000}, 1024),
-    # ViT-B, ConvNeXt-L (main/*_16384): 12288 -> 16384, DDIM-60, bs 8 (2x4 GPUs), lr 1e-5, 120k, 8-bit AdamW.
-    "large": _preset(16384, [12288, 16384], 128, [1, 64, 96, 64, 1], "ddim", 60,
-                     {"batch_size": 8, "lr": 1e-5, "steps": 120000, "optimizer": "adamw8bit"}, 512),
-    # Our CPU preset (not in the paper): Tiny's token size and Mamba2 width, a narrower denoiser, a larger
-    # learning rate, a token subset per step and DDIM sampling; choices measured in docs/presets.md.
-    "mini": {
-        # BatchNorm running statistics normalised per element around the zoo mean: with the per-layer z-score
-        # the generated ones lay 1.8-2.4 zoo stds off (0.9 centred) and spread the mini ResNet-18's models
-        # (std 0.58 -> 0.35; docs/presets.md). Tensors of other names are normalised as in the paper.
-        "tokenizer": {"token_size": 256, "center": ["running_mean", "running_var"]},
-        "recurrent": {"d_model": [256, 256], "d_state": 32},
-        "denoiser": {"channels": [1, 32, 64, 32, 1]},
-        # DDIM with eta = 1 is ancestral (DDPM-like) sampling on a 100-step grid: measured on the digits zoo
-        # it matches DDPM-1000 (96.4% vs 95.8%) at a tenth of the cost; deterministic DDIM-60 loses ~4 points.
-        # 256 tokens per step: the denoiser is most of a CPU step and its cost is linear in this number.
-        "diffusion": {"sampler": "ddim", "sampling_steps": 100, "ddim_eta": 1.0, "diffusion_batch": 256},
-        # lr 1e-3 leaves the initial loss plateau sooner than 3e-3 (ConvNeXt-L mini: -0.25 vs -2.5 pt at
-        # 1.5k steps); batch 8 keeps a 17-token zoo's step near 256 tokens (batch 4: -1.3 pt on digits 2.9k);
-        # precision auto = bf16 autocast on AMX/AVX512-BF16 CPUs (2x faster step), else fp32.
-        "train": {"batch_size": 8, "lr": 1e-3, "steps": 1500, "save_every": 500},
-    },
-}
+PRESET_FILE = Path(__file__).with_name("presets.yaml")
+PRESETS: list[str] = list(configs.preset_entries(PRESET_FILE))   # the preset names, in file order
 
 
 def preset_config(name: str, overrides: dict[str, str] | None = None) -> RPGConfig:
     if name not in PRESETS:
         raise RPGInputError(f"--preset {name!r}: unknown preset (known: {', '.join(PRESETS)})")
-    cfg = RPGConfig.from_dict(copy.deepcopy(PRESETS[name]), where=f"preset {name}")
+    cfg = RPGConfig.from_dict(configs.resolve_preset(PRESET_FILE, name, "rpg"), where=f"preset {name}")
     return cfg.override(overrides) if overrides else cfg

@@ -1,4 +1,4 @@
-"""The 1-D convolution denoiser shared by all tokens (paper §2.3, App. A.3; reference §5.1).
+"""The 1-D convolution denoiser shared by all tokens (paper §2.3, App. A.3; official model/denoiser.py).
 
 One token is a 1-channel signal of length d. Every convolution sees ``(h + c) * t``: the prototype's
 embedding c is added and the time embedding t multiplied, both broadcast over channels; convolutions keep

@@ -1,4 +1,5 @@
-"""Inputs of the recurrent model: position embeddings and conditions (paper §2.3; reference §2–3, §4.3).
+"""Inputs of the recurrent model: position embeddings and conditions (paper §2.3;
+official dataset/dataset.py `get_position_embedding`, model/__init__.py).
 
 The recurrent model never sees parameter tokens. Its input for token j of layer i is
     e = PE(i, j) + bias + S[perm]          (unconditional / permutation-conditioned models)
@@ -21,7 +22,7 @@ def sinusoid_2d(layer_ids: torch.Tensor, token_ids: torch.Tensor, dim: int) -> t
     """(L,) layer index i, (L,) token-in-layer index j -> (L, dim) 2D sinusoidal embedding.
 
     First half encodes j, second half encodes i; sin/cos interleaved; base 10000 over half the width
-    (reference §2, `positional_embedding_2d`)."""
+    (official dataset/dataset.py, `positional_embedding_2d`)."""
     if dim % 4:
         raise ValueError(f"2D position embedding needs a width divisible by 4, got {dim}")
     half = dim // 2

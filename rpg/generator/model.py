@@ -46,7 +46,8 @@ class RPG(nn.Module):
         m = mask.expand(B, L, d).reshape(B * L, d)
         n = self.cfg.diffusion.diffusion_batch
         if n is not None and n < B * L:
-            # "diffusion batch": a random subset of tokens, pooled over the mini-batch (reference §5.3);
+            # "diffusion batch": a random subset of tokens, pooled over the mini-batch
+            # (official model/diffusion.py, `DiffusionLoss.forward`);
             # the recurrent model still ran over every token, gradients reach it through the chosen ones.
             idx = torch.randperm(B * L, generator=generator, device="cpu")[:n].to(x0.device)
             x0, P, m = x0[idx], P[idx], m[idx]

@@ -1,4 +1,5 @@
-"""Recurrent models mapping the (B, L, d_model) input sequence to one prototype per token (reference §4).
+"""Recurrent models mapping the (B, L, d_model) input sequence to one prototype per token
+(official model/mamba.py, model/__init__.py).
 
 - ``mamba``: stacked Mamba2 layers with no residuals or norms in between (official code). The pure-PyTorch
   Mamba2 runs anywhere; the mamba_ssm kernel is used when it imports on CUDA (same parameter names).

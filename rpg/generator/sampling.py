@@ -1,4 +1,5 @@
-"""Generate new weights from a trained RPG run (paper §3.1 "Inference details"; reference §5.4).
+"""Generate new weights from a trained RPG run (paper §3.1 "Inference details";
+official model/diffusion.py, `DiffusionLoss.sample`).
 
 1. One parallel pass of the recurrent model gives every token's prototype (per generated model: a
    permutation state drawn uniformly from the training ones, or given; or a task vector).

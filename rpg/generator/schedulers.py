@@ -6,7 +6,7 @@
         x = scheduler.step(eps, t, x, generator=g).prev_sample
 
 `add_noise` is the forward process used in training. Equations: DDPM, Ho et al. 2020 (arXiv 2006.11239);
-DDIM, Song et al. 2020 (arXiv 2010.02502). Both match the official RPG samplers (reference §5.2).
+DDIM, Song et al. 2020 (arXiv 2010.02502). Both match the official RPG samplers (official model/diffusion.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Parameter tokenization (paper §2.2; reference §1).
+"""Parameter tokenization (paper §2.2; official dataset/dataset.py).
 
 A state_dict becomes a sequence of L tokens of d values:
 
@@ -62,7 +62,7 @@ def is_generated(key: str, t: torch.Tensor) -> bool:
 
 
 def _channel_chunks(shape: tuple[int, ...], d: int) -> list[int]:
-    """Token lengths for one tensor under the by-channel strategy (reference §1.3, granularity 2)."""
+    """Token lengths for one tensor under the by-channel strategy (official `layer_to_token`, granularity 2)."""
     numel = math.prod(shape)
     if numel <= d:
         return [numel]
@@ -283,12 +283,11 @@ class ParamTokenizer:
         return cls(layers, copied, meta["key_order"], meta["token_size"], meta["strategy"], centers)
 
     def save(self, path: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        from rpg.io import atomic_path
+        from rpg.io import atomic_path, safetensors_bytes
         tensors, meta = self.state_dict()
+        data = safetensors_bytes({k: v.contiguous() for k, v in tensors.items()}, meta)
         with atomic_path(path) as tmp:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+            tmp.write_bytes(data)
 
     @classmethod
     def load(cls, path: str | Path) -> ParamTokenizer:

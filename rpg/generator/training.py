@@ -1,4 +1,4 @@
-"""Train an RPG generator on a folder of checkpoints (paper §3.1, App. A.1; reference §6).
+"""Train an RPG generator on a folder of checkpoints (paper §3.1, App. A.1; official workspace/**/<exp>.py).
 
     python -m rpg train --checkpoints ZOO_DIR --out RUN_DIR [--preset mini|tiny|small|base|large] [--set k=v ...]
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import math
 import os
@@ -31,59 +30,19 @@ import torch
 from tqdm import tqdm
 
 from rpg import configs, formats, io, optim
-from rpg.cli.common import use_bf16
 from rpg.errors import RPGInputError
 from rpg.generator.config import RPGConfig, TokenizerConfig
 from rpg.generator.model import RPG
 from rpg.generator.tokenizer import ParamTokenizer
 from rpg.memory import PeakMemory
+from rpg.runtime import use_bf16
 
 _IN_MEMORY_BYTES = 2 << 30  # token arrays up to 2 GiB are read into RAM, larger ones stay memory-mapped
-_FINGERPRINT_HEAD = 1 << 20  # bytes of each checkpoint hashed into the zoo fingerprint
 STATE_FORMAT = "rpg-train-state/2"   # train_state.pt: {format, step, config, zoo_fingerprint, threads, ...}
 
 
 # ------------------------------------------------------------------------------------------------ data
-class Zoo:
-    """The generator's training data: a zoo folder read with `formats.read_zoo` (the manifest's checkpoint list,
-    permutation ids and tasks; a plain folder of weight files in sorted name order, permutation = position)."""
-
-    def __init__(self, folder: str | Path):
-        zoo = formats.read_zoo(folder)
-        self.folder, self.manifest = zoo.folder, zoo.manifest
-        self.files = [r.path for r in zoo.refs]
-        self.tasks = [r.task for r in zoo.refs]
-        self.permutations = []
-        where = self.folder / formats.MANIFEST
-        for r in zoo.refs:
-            # a permutation state is one training run with >= 1 checkpoint, so ids are < the checkpoint count;
-            # the bound also keeps a corrupt id from sizing the embedding table (1e15 ids: a 1 PB allocation)
-            if not 0 <= r.permutation < len(self.files):
-                raise RPGInputError(f"{where}: checkpoints[{r.path.name}].permutation={r.permutation!r}: must be an "
-                                    f"integer in 0..{len(self.files) - 1} (below the number of checkpoints)")
-            self.permutations.append(r.permutation)
-
-    def fingerprint(self) -> str:
-        """Identity of the zoo's content: sha256 over manifest.json and, per weight file, its name, size,
-        mtime (ns) and first `_FINGERPRINT_HEAD` bytes (the safetensors header: names, shapes, dtypes, and
-        the first values). Reading every byte of a large zoo would cost minutes; a re-collected zoo changes
-        mtimes and leading values, an edited one at least its mtime."""
-        h = hashlib.sha256()
-        man = self.folder / "manifest.json"
-        h.update(man.read_bytes() if man.is_file() else b"")
-        for f in self.files:
-            st = f.stat()
-            h.update(f"\0{f.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-            with open(f, "rb") as fh:
-                h.update(fh.read(_FINGERPRINT_HEAD))
-        return "sha256:" + h.hexdigest()
-
-    def state_dicts(self):
-        for f in self.files:
-            yield str(f), io.load_state_dict(f)
-
-
-def tokenize_zoo(zoo: Zoo, tcfg: TokenizerConfig, run_dir: Path,
+def tokenize_zoo(zoo: formats.Zoo, tcfg: TokenizerConfig, run_dir: Path,
                  fingerprint: str | None = None) -> tuple[ParamTokenizer, np.ndarray]:
     """Fit the per-layer statistics, tokenize every checkpoint once, write tokenizer + tokens.npy (cached)."""
     tok_path, arr_path, fp_path = run_dir / "tokenizer.safetensors", run_dir / "tokens.npy", run_dir / "zoo.json"
@@ -151,7 +110,8 @@ def train(cfg: RPGConfig, zoo_dir: str | Path, run_dir: str | Path, device: str 
           eval_fn: Callable[[list[dict]], dict] | None = None, eval_num: int = 2,
           max_steps: int | None = None, quiet: bool = False, restart_on_change: bool = False) -> Path:
     """Train (or resume) a generator. `eval_fn(state_dicts) -> metrics` is the periodic evaluation hook.
-    `max_steps` stops early (for tests of resumption) without writing the final generator.
+    `max_steps` stops early (`FitSettings.max_steps`: tests of resumption, the Fig. 8 memory study) after saving
+    the state, without writing the final generator.
 
     Only an unfinished run of the same config on the same zoo (fingerprint) is resumed. A finished run is
     trained again from step 0; a saved state of another config, zoo or state format is an error, or with
@@ -223,7 +183,7 @@ def _resumable_state(path: Path, cfg: RPGConfig, fingerprint: str, zoo_dir: Path
 
 def _train(cfg: RPGConfig, zoo_dir, run_dir: Path, device: str, eval_fn, eval_num: int, max_steps: int | None,
            quiet: bool, restart_on_change: bool, rank: int, world: int, local_rank: int) -> Path:
-    zoo = Zoo(zoo_dir)
+    zoo = formats.read_zoo(zoo_dir, trainable=True)
     tc = cfg.train
     local_batch = batch_per_rank(tc.batch_size, world)   # checked in train() already
     fingerprint = zoo.fingerprint()

@@ -21,11 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from rpg import optim
-from rpg.cli.common import resolve_device
 from rpg.io import read_json, save_state_dict
 from rpg.lm import models
 from rpg.lm.config import DoraZooConfig
 from rpg.lm.tasks import read_items, training_pairs
+from rpg.runtime import resolve_device
 
 IGNORE = -100  # label of a token without loss (prompt, padding): torch cross_entropy's ignore_index
 
@@ -148,24 +148,3 @@ def collect_adapters(cfg: DoraZooConfig, out: str | Path, device: str = "auto", 
         f"(checkpoint scoring {timing['eval']:.1f} s); loss {sum(losses[:k]) / k:.4f} -> "
         f"{sum(losses[-k:]) / k:.4f}; {params} adapter parameters")
     return [out]
-
-
-def run_cli(cfg: DoraZooConfig, args) -> None:
-    """`rpg collect` for a DoRA recipe (rpg.cli.collect hands recipes of other domains here): --set (recipe keys),
-    --out, --device, --threads, --print-config."""
-    import json
-
-    from rpg.cli.collect import domain_recipe
-    from rpg.cli.common import set_threads
-
-    cfg = domain_recipe(args, cfg)
-    if args.print_config:
-        print(json.dumps(cfg.to_dict(), indent=2))
-        return
-    set_threads(args.threads)
-    out = Path(args.out) if args.out else Path("runs/zoos") / cfg.name
-    t0 = time.time()
-    collect_adapters(cfg, out, args.device, progress=False if args.no_progress else None)
-    m = read_json(out / "manifest.json")
-    print(f"{out}: {len(m['checkpoints'])} checkpoints, {m['params']} params")
-    print(f"done in {time.time() - t0:.1f} s")

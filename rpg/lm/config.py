@@ -1,4 +1,5 @@
-"""The recipe of a DoRA adapter zoo (paper Tab. 3; reference §7.6, §9.6): a causal LM, a peft DoRA config and the
+"""The recipe of a DoRA adapter zoo (paper Tab. 3; official
+dataset/downtask_dora_r*/train.py, workspace/downtask/dora_r*.py): a causal LM, a peft DoRA config and the
 fine-tuning run whose last checkpoints are the zoo.
 
 A recipe with `domain: language_model` (rpg/zoos/recipes/{mini,paper}/dora_r*.yaml) is read into `DoraZooConfig`
@@ -37,7 +38,7 @@ LM_TASKS: dict[str, str] = {
     "mmlu_dev": "the 281 MMLU dev questions embedded as few-shot exemplars in the lm-eval wheel",
 }
 
-# DoRA on LLaMA (NVlabs DoRA commonsense scripts, reference §7.6): q, k, v, up and down projections.
+# DoRA on LLaMA (NVlabs DoRA commonsense scripts): q, k, v, up and down projections.
 PAPER_TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
 TRAIN_FORMATS = ("choice", "alpaca")
 
@@ -90,7 +91,7 @@ class DoraZooConfig:
     lr: float = 2e-4
     warmup: int = 20                    # linear warm-up, then linear decay to 0 at `steps` (HF Trainer default)
     weight_decay: float = 0.0
-    num_checkpoints: int = 50           # the zoo keeps the last N adapter checkpoints (reference §7.6)
+    num_checkpoints: int = 50           # the zoo keeps the last N adapter checkpoints (official downtask_dora_r*)
     save_every: int = 1                 # optimizer steps between two kept checkpoints
     eval_checkpoints: bool = False      # score every checkpoint while collecting (`rpg evaluate` does it anyway)
 
@@ -142,13 +143,26 @@ class DoraZooConfig:
         apart, ending with the final step."""
         return [self.steps - (self.num_checkpoints - 1 - k) * self.save_every for k in range(self.num_checkpoints)]
 
+    def input_files(self) -> list[Path]:
+        """Files besides the recipe YAML that the zoo is built from (collect rule inputs): none (the base model and
+        task folders are outputs of `rpg lm`, inputs of the workflow's own rules)."""
+        return []
+
+    # -- collection (what `rpg collect` calls for every domain) -----------------------------------------------
+    def collect(self, out: str | Path, data_cfg=None, device: str = "auto", progress: bool | None = None,
+                log=print) -> list[Path]:
+        """Fine-tune the adapter and keep its checkpoints in `out` (rpg.lm.collect; peft is imported there). The
+        data settings do not apply: the recipe names its model and task folders."""
+        from rpg.lm.collect import collect_adapters
+
+        return collect_adapters(self, out, device, progress, log)
+
+    @staticmethod
+    def score_summary(manifest: dict) -> str:
+        """Nothing: adapters are scored by `rpg evaluate` (eval_checkpoints is off by default)."""
+        return ""
+
     # -- dict round trip (the manifest stores to_dict()) ------------------------------------------------
-    def run_cli(self, args) -> None:
-        """`rpg collect --zoo <a DoRA recipe>` (rpg.cli.collect hands recipes of other domains here)."""
-        from rpg.lm.collect import run_cli
-
-        run_cli(self, args)
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -159,15 +159,35 @@ class FitSettings:
     eval_every: int | None = None                 # evaluate generated models every N steps (None: config's)
     eval_hook: Callable[[Path], EvalFn] | None = None   # zoo folder -> the evaluation hook, built when needed
     quiet: bool = False
+    # A capped fit measures (the Fig. 8 memory study, rpg.memory_study) or tests resumption; it is not a run: a
+    # stage it cuts leaves no generator and no run.json. `max_steps`: at most this many optimisation steps in each
+    # training stage (RPG saves its state at the cap, so an uncapped fit resumes from it; a staged baseline saves
+    # nothing, its later stages having trained on a cut earlier one). `memory_cap_bytes`: the fit's address space
+    # may grow by at most this much past what the process maps when the fit starts (`rpg.memory.address_space_cap`),
+    # so an allocation past it fails inside the fit (MemoryError or torch's RuntimeError), not the machine.
+    max_steps: int | None = None
+    memory_cap_bytes: int | None = None
 
 
 class Method(Protocol):
     """A generation method. `fit` writes RUN/run.json (`formats.write_run`, method = `name`) once complete."""
 
-    name: str
+    name: str                     # the registry id (`rpg train --method NAME`, run.json, config `method:`)
+    display_name: str             # as tables print it (e.g. "p-diff")
+    stages: tuple[str, ...]       # dotted config keys of its training stages, each with `steps`/`batch_size`
+
+    def resolved_config(self, preset: str, overrides: list[str]) -> dict:
+        """The full config `rpg train --method NAME --preset PRESET --set k=v ...` trains with, as RUN/config.json
+        records it (JSON types); a method without a config class returns {"preset": ..., "set": [...]}. A bad
+        preset or override raises RPGInputError (or KeyError) naming it. The workflow's rerun trigger."""
+
+    def normalised_config(self, record: dict) -> dict:
+        """A RUN/config.json record as this version writes it (fields added since filled in), to compare with
+        `resolved_config`; a record it cannot read comes back unchanged."""
 
     def fit(self, zoo_dir: str | os.PathLike, run_dir: str | os.PathLike, settings: FitSettings) -> Path:
-        """Fit on the zoo into `run_dir` (resuming what is there); returns the run's main artefact."""
+        """Fit on the zoo into `run_dir` (resuming what is there); returns the run's main artefact (not yet
+        written when `settings.max_steps` stopped the fit)."""
 
     def info(self, run_dir: str | os.PathLike) -> RunInfo:
         """What the finished run can be conditioned on (fails with one line if the run is not finished)."""

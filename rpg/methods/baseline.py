@@ -7,7 +7,7 @@ is here, once:
 
 - Presets are data: rpg/methods/presets/<method>.yaml maps a preset name to a (partial) config; `extends: NAME`
   inherits another preset of the same file. `--set section.key=value` overrides go through `rpg.configs`.
-- Data: the zoo is read with `rpg.generator.training.Zoo` and normalised per tensor with RPG's own tokenizer
+- Data: the zoo is read with `rpg.formats.read_zoo` and normalised per tensor with RPG's own tokenizer
   (`tokenize_zoo`, strategy `flatten`): the parameter vector x (N, P) of every checkpoint is RPG's normalised
   vector, and generated vectors go back through the same `detokenize`. (Which normalisation each original method
   used, and where this departs from it, is listed in docs/faithfulness.md.)
@@ -19,7 +19,6 @@ is here, once:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -33,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from rpg import configs, formats, io, optim
@@ -102,34 +100,13 @@ class DiffusionSpec:
         self.train.validate(f"{where}.train")
 
 
-def _merge(base: dict, top: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in top.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
 def preset_names(method: str) -> list[str]:
-    return list(yaml.safe_load((PRESET_DIR / f"{method}.yaml").read_text()) or {})
+    return list(configs.preset_entries(PRESET_DIR / f"{method}.yaml"))
 
 
 def preset_dict(method: str, preset: str) -> dict:
-    """A preset of rpg/methods/presets/<method>.yaml with its `extends:` chain resolved."""
-    path = PRESET_DIR / f"{method}.yaml"
-    presets = yaml.safe_load(path.read_text()) or {}
-    seen: list[str] = []
-    d: dict = {}
-    name: str | None = preset
-    while name is not None:
-        if name not in presets:
-            raise RPGInputError(f"--preset {name!r}: not a {method} preset in {path} (known: {', '.join(presets)})")
-        if name in seen:
-            raise RPGInputError(f"{path}: presets extend each other in a cycle ({' -> '.join(seen + [name])})")
-        seen.append(name)
-        entry = dict(presets[name] or {})
-        name = entry.pop("extends", None)
-        d = _merge(entry, d)
-    return d
+    """A preset of rpg/methods/presets/<method>.yaml with its `extends:` chain resolved (rpg.configs)."""
+    return configs.resolve_preset(PRESET_DIR / f"{method}.yaml", preset, method)
 
 
 def build_config(cls: type, method: str, preset: str | None, config_file: str | None,
@@ -145,13 +122,6 @@ def build_config(cls: type, method: str, preset: str | None, config_file: str | 
     cfg = configs.from_dict(cls, d, "--set" if overrides else where)
     cfg.validate()
     return cfg
-
-
-def resolved_config(method: str, preset: str, overrides: dict[str, Any]) -> dict:
-    """The full config an experiment trains with (the workflow's rerun trigger)."""
-    from rpg.methods import METHODS
-    cls = METHODS[method].config_class
-    return configs.to_dict(build_config(cls, method, preset, None, overrides))
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -170,8 +140,8 @@ class ZooData:
 
 def load_zoo(zoo_dir: str | os.PathLike, run_dir: Path) -> ZooData:
     from rpg.generator.config import TokenizerConfig
-    from rpg.generator.training import Zoo, tokenize_zoo
-    zoo = Zoo(zoo_dir)
+    from rpg.generator.training import tokenize_zoo
+    zoo = formats.read_zoo(zoo_dir, trainable=True)
     fp = zoo.fingerprint()
     tok, tokens = tokenize_zoo(zoo, TokenizerConfig(_FLAT_TOKEN, "flatten"), run_dir, fp)
     x = torch.from_numpy(np.array(tokens)).reshape(len(zoo.files), -1)[:, :tok.num_params]   # (N, P)
@@ -362,9 +332,13 @@ class StagedFit:
     """Stages run in order with one resumable state file (see the module docstring)."""
 
     def __init__(self, run_dir: Path, cfg_dict: dict, fingerprint: str, modules: dict[str, nn.Module],
-                 save_every: int, seed: int, device: str, restart_on_change: bool, quiet: bool):
+                 save_every: int, seed: int, device: str, restart_on_change: bool, quiet: bool,
+                 max_steps: int | None = None):
         self.run_dir, self.cfg_dict, self.fingerprint = run_dir, cfg_dict, fingerprint
         self.modules, self.save_every, self.seed, self.device, self.quiet = modules, save_every, seed, device, quiet
+        # FitSettings.max_steps: every stage stops there. Nothing is saved then: a later stage trained on a cut
+        # earlier one is no state a full fit could resume from. `capped` says a stage was cut (no generator).
+        self.max_steps, self.capped = max_steps, False
         self.path = run_dir / "train_state.pt"
         self.state: dict = {"completed": [], "stage": None}
         if self.path.is_file():
@@ -423,7 +397,8 @@ class StagedFit:
             m.train()
         log_every = max(1, min(50, stage.steps // 10))
         t0, ema = time.time(), None
-        while step < stage.steps:
+        end = stage.steps if self.max_steps is None else min(stage.steps, self.max_steps)
+        while step < end:
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(g)
             value = float(loss.detach())
@@ -442,10 +417,13 @@ class StagedFit:
                                         "sec_per_step": (time.time() - t0) / log_every}) + "\n")
                 self.say(f"{name} step {step}/{stage.steps} loss {ema:.4f}")
                 t0 = time.time()
-            if step % self.save_every == 0 and step < stage.steps:
+            if step % self.save_every == 0 and step < stage.steps and self.max_steps is None:
                 self._save(name, step, opt, sched, g)
-        self.state["completed"] = [*self.state["completed"], name]
-        self._save(None, 0)
+        if step < stage.steps:
+            self.capped = True            # cut by max_steps: not completed, nothing saved
+        else:
+            self.state["completed"] = [*self.state["completed"], name]
+            self._save(None, 0)
         for m in train_modules:
             m.eval()
 
@@ -496,12 +474,20 @@ class BaselineMethod:
     def config(self, settings: FitSettings):
         return build_config(self.config_class, self.name, settings.preset, settings.config_file, settings.overrides)
 
+    def resolved_config(self, preset: str, overrides: list[str]) -> dict:
+        return configs.to_dict(build_config(self.config_class, self.name, preset, None,
+                                            configs.parse_overrides(overrides)))
+
+    def normalised_config(self, record: dict) -> dict:
+        return record      # compared as written: the baselines' config.json has kept its fields
+
     def fit(self, zoo_dir: str | os.PathLike, run_dir: str | os.PathLike, settings: FitSettings) -> Path:
         from rpg.generator.training import _run_lock
+        from rpg.memory import address_space_cap
         cfg = self.config(settings)
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        with _run_lock(run_dir):
+        with _run_lock(run_dir), address_space_cap(settings.memory_cap_bytes):
             if (run_dir / "run.json").is_file():     # a finished run is fitted again from step 0 (as RPG's training)
                 (run_dir / "train_state.pt").unlink(missing_ok=True)
             (run_dir / "run.json").unlink(missing_ok=True)       # marks a complete fit: dropped until this one is
@@ -512,8 +498,10 @@ class BaselineMethod:
                 m.to(settings.device)
             cfg_dict = configs.to_dict(cfg)
             fit = StagedFit(run_dir, cfg_dict, data.fingerprint, modules, cfg.save_every, cfg.seed,
-                            settings.device, settings.restart_on_change, settings.quiet)
+                            settings.device, settings.restart_on_change, settings.quiet, settings.max_steps)
             self.fit_stages(cfg, data, modules, fit, settings.device)
+            if fit.capped:             # a measurement or a test: no generator, no run.json
+                return run_dir / "generator.safetensors"
             with torch.no_grad():
                 extra = self.finalize(cfg, data, modules, settings.device)
             io.write_json(run_dir / "config.json", cfg_dict)

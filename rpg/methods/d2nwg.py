@@ -141,6 +141,8 @@ class ChunkVAE(nn.Module):
 
 class D2NWGMethod(BaselineMethod):
     name = "d2nwg"
+    display_name = "D2NWG"
+    stages = ("vae.train", "diffusion.train")   # dotted config keys of each training stage (steps, batch size)
     config_class = D2NWGConfig
 
     def diffusion_spec(self, cfg: D2NWGConfig) -> DiffusionSpec:

@@ -91,6 +91,8 @@ class OneDimAE(nn.Module):
 
 class PDiffMethod(BaselineMethod):
     name = "pdiff"
+    display_name = "p-diff"
+    stages = ("ae.train", "diffusion.train")   # dotted config keys of each training stage (steps, batch size)
     config_class = PDiffConfig
 
     def diffusion_spec(self, cfg: PDiffConfig) -> DiffusionSpec:

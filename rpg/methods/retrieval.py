@@ -1,4 +1,4 @@
-"""Retrieval: the reference point of the unseen-task study that the paper lacks (issue: Tab. 9 / Tab. 14).
+"""Retrieval: the reference point of the unseen-task study that the paper lacks (Tab. 9 / Tab. 14).
 
 For a task condition it returns the ORIGINAL checkpoints of the nearest task the zoo holds, by Hamming distance
 of the 10-bit task vectors, labelled with the asked task, so `rpg evaluate` scores them on that task. A generator
@@ -44,6 +44,15 @@ def nearest(task: list[int] | tuple[int, ...], tasks: list[list[int]]) -> list[i
 
 class RetrievalMethod:
     name = "retrieval"
+    display_name = "retrieval"
+    stages = ()   # dotted config keys of each training stage (steps, batch size)
+
+    def resolved_config(self, preset: str, overrides: list[str]) -> dict:
+        # no config class: the preset and the overrides are the whole config (neither changes what it indexes)
+        return {"preset": preset, "set": list(overrides)}
+
+    def normalised_config(self, record: dict) -> dict:
+        return record
 
     def fit(self, zoo_dir: str | os.PathLike, run_dir: str | os.PathLike, settings: FitSettings) -> Path:
         from rpg.methods.rpg import zoo_fingerprint

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from rpg import formats, io
+from rpg import configs, formats, io
 from rpg.errors import RPGInputError
 from rpg.formats import GeneratedModel
 from rpg.generator.config import RPGConfig, preset_config
@@ -29,8 +29,7 @@ def build_config(preset: str | None, config_file: str | None, overrides: dict[st
 
 def zoo_fingerprint(zoo_dir: str | os.PathLike) -> str:
     """The fingerprint training keeps of its zoo (in train_state.pt and zoo.json), recorded in run.json."""
-    from rpg.generator.training import Zoo
-    return Zoo(zoo_dir).fingerprint()
+    return formats.read_zoo(zoo_dir, trainable=True).fingerprint()
 
 
 def _rank() -> int:
@@ -43,13 +42,26 @@ class RPGMethod:
     zoo.json, train_state.pt, generator.safetensors, and run.json once training is complete."""
 
     name = "rpg"
+    display_name = "RPG"
+    stages = ("train",)   # dotted config keys of each training stage (steps, batch size)
 
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, str], tuple] = {}
 
+    # -------------------------------------------------------------------------------------------- config
+    def resolved_config(self, preset: str, overrides: list[str]) -> dict:
+        return build_config(preset, None, configs.parse_overrides(overrides)).to_dict()
+
+    def normalised_config(self, record: dict) -> dict:
+        try:
+            return RPGConfig.from_dict(record).to_dict()
+        except (RPGInputError, KeyError, TypeError, ValueError):
+            return record
+
     # -------------------------------------------------------------------------------------------- fit
     def fit(self, zoo_dir: str | os.PathLike, run_dir: str | os.PathLike, settings: FitSettings) -> Path:
         from rpg.generator.training import train
+        from rpg.memory import address_space_cap
         overrides = dict(settings.overrides)
         if settings.eval_every is not None:
             overrides["train.eval_every"] = str(settings.eval_every)
@@ -61,8 +73,9 @@ class RPGMethod:
         if _rank() == 0:
             # run.json marks a complete fit: drop a previous one until this fit is complete
             (run_dir / "run.json").unlink(missing_ok=True)
-        out = train(cfg, zoo_dir, run_dir, device=settings.device, eval_fn=eval_fn, quiet=settings.quiet,
-                    restart_on_change=settings.restart_on_change)
+        with address_space_cap(settings.memory_cap_bytes):
+            out = train(cfg, zoo_dir, run_dir, device=settings.device, eval_fn=eval_fn, quiet=settings.quiet,
+                        restart_on_change=settings.restart_on_change, max_steps=settings.max_steps)
         if _rank() == 0 and out.is_file():
             # the fingerprint training checked and recorded, not a second read of the zoo
             fingerprint = io.read_json(run_dir / "meta.json")["zoo_fingerprint"]
@@ -85,8 +98,8 @@ class RPGMethod:
                        num_permutations=meta["num_permutations"], task_conditioned=cond.task != "none")
 
     def resolve(self, run_dir: str | os.PathLike, options: SampleOptions, device: str) -> SampleOptions:
-        from rpg.cli.common import use_bf16
         from rpg.generator.sampling import resolve_sampling
+        from rpg.runtime import use_bf16
         plan = resolve_sampling(self._load(run_dir, "cpu")[0].cfg, options.sampler, options.steps, options.mode,
                                 options.chunk_size)                  # defaults filled in, the rest checked
         sampler, steps, mode, chunk_size = plan["sampler"], plan["steps"], plan["mode"], plan["chunk_size"]

@@ -132,6 +132,8 @@ def halo_windows(num_tokens: int, window: int, halo: int) -> list[tuple[int, int
 
 class SANEMethod(BaselineMethod):
     name = "sane"
+    display_name = "SANE"
+    stages = ("train",)   # dotted config keys of each training stage (steps, batch size)
     config_class = SANEConfig
 
     def _layout(self, cfg: SANEConfig, tok) -> NeuronLayout:

@@ -124,6 +124,8 @@ class HyperAE(nn.Module):
 
 class SKDEMethod(BaselineMethod):
     name = "skde30"
+    display_name = "SKDE30"
+    stages = ("train",)   # dotted config keys of each training stage (steps, batch size)
     config_class = SKDEConfig
 
     def build(self, cfg: SKDEConfig, data: ZooData):

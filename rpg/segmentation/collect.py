@@ -2,10 +2,10 @@
 
 Each iteration is `model.train_step(batch, optim_wrapper)`: mmseg's SegDataPreProcessor, the decode and auxiliary
 heads' losses (the config's `loss_decode`), mmengine's parse_losses and OptimWrapper.update_params. Schedule as the
-classification zoos (reference §7.1): the recipe's phases (cosine lr per phase), then a constant-lr pass writing a
-checkpoint after every `save.every`-th step until `num_checkpoints` exist. Checkpoints are float32 state_dicts
-written with the zoo writer (rpg.zoos.collection.ZooManifest; manifest `domain: segmentation`), each with its mIoU,
-mAcc and aAcc on the validation split.
+classification zoos (official dataset/*/train.py): the recipe's phases (cosine lr per phase), then a constant-lr
+pass writing a checkpoint after every `save.every`-th step until `num_checkpoints` exist. Checkpoints are float32
+state_dicts written with the zoo writer (rpg.zoos.collection.ZooManifest; manifest `domain: segmentation`), each
+with its mIoU, mAcc and aAcc on the validation split.
 
 A rerun of a finished zoo does nothing; an interrupted one starts over (CPU minutes at mini scale).
 """
@@ -110,32 +110,3 @@ def collect(cfg: SegZooConfig, out: str | Path, data_cfg=None, device: str = "cp
     log(f"time: training phases {t_train:.1f} s, saving pass {time.perf_counter() - t0 - t_train:.1f} s "
         f"(of which evaluation {t_eval:.1f} s)")
     return out
-
-
-def run_cli(cfg: SegZooConfig, args) -> None:
-    """`rpg collect` for a segmentation recipe: --set (recipe keys and data settings), --out, --device, --threads,
-    --print-config."""
-    import json
-
-    from rpg.cli.collect import domain_recipe
-    from rpg.cli.common import parse_overrides, resolve_device, set_threads
-    from rpg.zoos.datasets import DATA_KEYS, DataConfig
-
-    cfg = domain_recipe(args, cfg)
-    data_cfg = DataConfig.from_sources({k: v for k, v in parse_overrides(args.overrides).items() if k in DATA_KEYS})
-    if args.print_config:
-        print(json.dumps(cfg.to_dict(), indent=2))
-        return
-    set_threads(args.threads)
-    out = Path(args.out) if args.out else Path("runs/zoos") / cfg.name
-    t0 = time.time()
-    collect(cfg, out, data_cfg, resolve_device(args.device), progress=False if args.no_progress else None)
-    from rpg.io import read_json
-
-    m = read_json(out / "manifest.json")
-    miou = [c["scores"]["mIoU"] for c in m["checkpoints"] if c.get("scores")]
-    msg = f"{out}: {len(m['checkpoints'])} checkpoints, {m['params']} params"
-    if miou:
-        msg += f", mIoU {sum(miou) / len(miou):.2f}% (min {min(miou):.2f}, max {max(miou):.2f})"
-    print(msg)
-    print(f"done in {time.time() - t0:.1f} s")

@@ -10,14 +10,17 @@ from __future__ import annotations
 import torch
 
 from rpg import formats
-from rpg.evaluation.domains import Outcome
+from rpg.domains import Domain, Outcome
 from rpg.segmentation import model as seg
 from rpg.segmentation.recipe import SegZooConfig
 
 
-class SegmentationDomain:
+class SegmentationDomain(Domain):
     metric_name = "mIoU"
     extra_metrics = ("mAcc", "aAcc")
+    recipe_class = SegZooConfig
+    dataset_names = {"nuclei": "DSB-2018 nuclei tiles (stardist wheel)", "blobs": "synthetic blobs",
+                     "ade20k": "ADE20K"}
 
     def __init__(self, zoo: formats.Zoo, data_cfg=None, device: str | torch.device = "cpu",
                  batch_size: int | None = None):

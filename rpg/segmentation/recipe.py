@@ -122,8 +122,18 @@ class SegZooConfig:
     def override(self, overrides: dict[str, Any]) -> SegZooConfig:
         return SegZooConfig.from_dict(configs.apply_overrides(SegZooConfig, self.to_dict(), overrides))
 
-    def run_cli(self, args) -> None:
-        """`rpg collect --zoo <a segmentation recipe>` (rpg.cli.collect hands recipes of other domains here)."""
-        from rpg.segmentation.collect import run_cli
+    def collect(self, out: str | Path, data_cfg=None, device: str = "auto", progress: bool | None = None,
+                log=print) -> list[Path]:
+        """Collect this zoo into `out` (rpg.segmentation.collect; mmsegmentation is imported there)."""
+        from rpg.runtime import resolve_device
+        from rpg.segmentation.collect import collect
 
-        run_cli(self, args)
+        return [collect(self, out, data_cfg, resolve_device(device), progress, log)]
+
+    @staticmethod
+    def score_summary(manifest: dict) -> str:
+        """The checkpoints' recorded mIoU, for the line `rpg collect` prints."""
+        miou = [c["scores"]["mIoU"] for c in manifest["checkpoints"] if c.get("scores")]
+        if not miou:
+            return ""
+        return f", mIoU {sum(miou) / len(miou):.2f}% (min {min(miou):.2f}, max {max(miou):.2f})"

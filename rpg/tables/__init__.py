@@ -1,3 +1,19 @@
-"""Paper tables (rpg.tables.builders: the registry and the entry point; one module per group of builders)."""
+"""Paper tables and figures from `rpg evaluate` files, and the claims judged from them.
 
-from rpg.tables import builders  # noqa: F401  (first, so the builder modules it registers import it complete)
+- rpg.tables.registry: the one registry (`register_table` decorator: table id -> builder, plot, claims);
+- rpg.tables.common: typed inputs and the helpers every builder shares; rpg.tables.judging: what a claim is;
+- one module per group of builders, each registering its tables and their claims (imported below, once);
+- rpg.tables.builders: Table 1, the generic builders and the entry point (`load_inputs`, `build_table`);
+- rpg.tables.claims: the claims report over the registered claims.
+"""
+
+from rpg.tables import (  # noqa: F401  (each registers its tables when imported)
+    ablations,
+    baselines,
+    builders,
+    language,
+    memory,
+    sampling,
+    segmentation,
+    tasks,
+)

@@ -15,7 +15,8 @@ which is how the paper's GPU-hours can be set beside CPU seconds.
   the paper's argument against the learnable one ("saving too many embeddings is impractical").
 - `fig4`: tokenization strategies: accuracy, tokens, padding and training time.
 - `table5`: recurrent structures: accuracy, training time, peak memory (ratios to Mamba at the same width).
-- `table6`: token size x model size, one row per model; a mini size d stands for the paper's 32 d.
+- `table6`: token size x model size, one row per model (each row's group, `rpg table --groups`, names its model);
+  a mini size d stands for the paper's 32 d.
 """
 
 from __future__ import annotations
@@ -25,12 +26,25 @@ from typing import Any
 import pandas as pd
 
 from rpg.errors import RPGInputError
+from rpg.tables.common import MIB, dataset_label, datasets, dots, paper_float, ratio, run_config, zoom
+from rpg.tables.judging import (
+    AS_GOOD_WITHIN,
+    BEST_WITHIN,
+    INCONCLUSIVE,
+    Claim,
+    Finding,
+    Missing,
+    fmt,
+    num,
+    one,
+    verdict,
+)
+from rpg.tables.registry import register_table
 
 FAIL_FACTOR = 2.0        # "fail": generated mean below twice chance accuracy
 GOOD_WITHIN = 1.0        # Tab. 6: a token size "works" when its mean is within 1 point of the model's best
 PAPER_FAIL_BELOW = FAIL_FACTOR * 100.0 / 1000   # the paper's Tab. 6 is ImageNet-1K: twice chance is 0.2%
 TOKEN_SIZE_FACTOR = 32   # Tab. 6: a mini token size d stands for the paper's 32 d (mini default 256 = paper 8192)
-MIB = 2 ** 20
 
 # Number of classes where the architecture's kwargs do not say (timm models default to ImageNet's 1000).
 DATASET_CLASSES = {"fashion_mnist": 10, "mnist": 10, "digits": 10, "cifar10": 10, "cifar100": 100,
@@ -49,14 +63,6 @@ STATS = ("best", "average", "median", "min", "std", "n")
 # --------------------------------------------------------------------------------------------------
 # What a row is, read from its run folder
 # --------------------------------------------------------------------------------------------------
-
-def _config(row, table: str) -> dict[str, Any]:
-    cfg = (row.run or {}).get("config")
-    if not cfg:
-        raise RPGInputError(f"table {table}: row {row.label!r} has no run config (pass the generators' run "
-                            "folders with --runs; the workflow's table rule does)")
-    return cfg
-
 
 def _position(cfg: dict[str, Any]) -> str:
     """The position embedding in effect (RPGConfig.position: `auto` is 1d for flatten, else 2d)."""
@@ -104,15 +110,8 @@ def _cost(row) -> dict[str, Any]:
             "state_mib": None if state is None else round(state / MIB, 2), "memory_measure": mem.get("measure")}
 
 
-def _ratio(x: float | None, ref: float | None) -> float | None:
-    if x is None or ref is None or pd.isna(x) or pd.isna(ref) or not ref:
-        return None
-    return round(float(x) / float(ref), 2)
-
-
 def substitute(row, generator: bool = True) -> str:
     """What the row's scale substitutes: dataset and model size, and (`generator`) the generator's settings."""
-    from rpg.tables.builders import dataset_label
     ev = row.eval
     cfg = (row.run or {}).get("config") or {}
     parts = []
@@ -134,186 +133,6 @@ def _paper(paper: pd.DataFrame | None, key: str, prefix: str = "paper_") -> dict
     return {f"{prefix}{c}": str(v) for c, v in paper.loc[key].items()}
 
 
-def _paper_float(text: str) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
-# --------------------------------------------------------------------------------------------------
-# Tab. 4a: the recurrent model
-# --------------------------------------------------------------------------------------------------
-
-def table4a(inputs) -> pd.DataFrame:
-    rows = []
-    first = inputs.rows[0].eval["original"]
-    rows.append({"setting": "original baseline", "label": "original checkpoints", "recurrent": "",
-                 "best": round(first["best"], 2), "average": round(first["mean"], 2),
-                 "median": round(first["median"], 2), "min": round(first["min"], 2), "std": round(first["std"], 2),
-                 "n": first["n"], **_paper(inputs.paper, "original baseline")})
-    for row in inputs.rows:
-        kind = _config(row, "table4a")["recurrent"]["kind"]
-        limit, fails, below = _fails(row)
-        rows.append({"setting": RECURRENCE[kind != "none"], "label": row.label, "recurrent": kind,
-                     **_stats(row), "fail_below": limit, "fails": fails, "n_below": below,
-                     **_paper(inputs.paper, RECURRENCE[kind != "none"]), "substitute": substitute(row)})
-    df = pd.DataFrame(rows)
-    df["scale"] = inputs.scale
-    return _order(df, ["setting", "label", "scale", "recurrent", *STATS, "fail_below", "fails", "n_below"])
-
-
-# --------------------------------------------------------------------------------------------------
-# Tab. 4b: position embeddings
-# --------------------------------------------------------------------------------------------------
-
-def table4b(inputs) -> pd.DataFrame:
-    rows = []
-    for row in inputs.rows:
-        position = _position(_config(row, "table4b"))
-        gen = (row.run or {}).get("generator") or {}
-        tensors = gen.get("tensors") or {}
-        # a learnable embedding is a stored parameter (inputs.pe); a fixed one is rebuilt from the layout on load
-        pe = sum(n for k, n in tensors.items() if k.endswith("inputs.pe"))
-        total = gen.get("params")
-        rows.append({"setting": POSITION[position], "label": row.label, "position": position, **_stats(row),
-                     "generator_params": total, "generator_mib": round(gen["bytes"] / MIB, 3) if gen else None,
-                     "pe_params": pe if gen else None,
-                     "pe_share_pct": round(100.0 * pe / total, 2) if total else None,
-                     **_paper(inputs.paper, POSITION[position]), "substitute": substitute(row)})
-    df = pd.DataFrame(rows)
-    df["scale"] = inputs.scale
-    return _order(df, ["setting", "label", "scale", "position", *STATS, "generator_params", "generator_mib",
-                       "pe_params", "pe_share_pct"])
-
-
-# --------------------------------------------------------------------------------------------------
-# Fig. 4: tokenization
-# --------------------------------------------------------------------------------------------------
-
-def fig4(inputs) -> pd.DataFrame:
-    rows = []
-    for row in inputs.rows:
-        cfg = _config(row, "fig4")
-        meta = (row.run or {}).get("meta") or {}
-        d, L = cfg["tokenizer"]["token_size"], meta.get("num_tokens")
-        pad = round(100.0 * (1 - meta["num_params"] / (L * d)), 1) if L and meta.get("num_params") else None
-        strategy = cfg["tokenizer"]["strategy"]
-        rows.append({"setting": TOKENIZATION[strategy], "label": row.label, "strategy": strategy,
-                     "token_size": d, "position": _position(cfg), "tokens": L, "padding_pct": pad,
-                     **_stats(row), **_cost(row), **_paper(inputs.paper, TOKENIZATION[strategy]),
-                     "substitute": substitute(row)})
-    df = pd.DataFrame(rows)
-    df["scale"] = inputs.scale
-    _ratios(df, "strategy", DEFAULTS["strategy"], [("train_s", "time_ratio")])
-    if "paper_training_time_h" in df:
-        ref = df.loc[df["strategy"] == DEFAULTS["strategy"], "paper_training_time_h"]
-        ref = _paper_float(ref.iloc[0]) if len(ref) else None
-        df["paper_time_ratio"] = [_ratio(_paper_float(v), ref) for v in df["paper_training_time_h"]]
-    return _order(df, ["setting", "label", "scale", "strategy", "token_size", "position", "tokens", "padding_pct",
-                       *STATS, "train_s", "s_per_step", "time_ratio", "peak_mib", "state_mib", "memory_measure"])
-
-
-# --------------------------------------------------------------------------------------------------
-# Tab. 5: recurrent structures
-# --------------------------------------------------------------------------------------------------
-
-def table5(inputs) -> pd.DataFrame:
-    rows, widths = [], []
-    for row in inputs.rows:
-        cfg = _config(row, "table5")
-        kind, width = cfg["recurrent"]["kind"], cfg["recurrent"]["d_model"][-1]
-        widths.append(width)
-        tensors = ((row.run or {}).get("generator") or {}).get("tensors") or {}
-        recurrent = sum(n for k, n in tensors.items() if k.startswith("recurrent.")) if tensors else None
-        # the paper's rows are at its default width: join them to ours at the first row's width only
-        paper = _paper(inputs.paper, STRUCTURE[kind]) if width == widths[0] else _paper(inputs.paper, "")
-        rows.append({"setting": STRUCTURE[kind], "label": row.label, "kind": kind, "width": width,
-                     "recurrent_params": recurrent, **_stats(row), **_cost(row), **paper,
-                     "substitute": substitute(row)})
-    df = pd.DataFrame(rows)
-    df["scale"] = inputs.scale
-    # ratios to Mamba at the same width: the paper's point is the ordering, and widths change it
-    ratios = (("train_s", "time_ratio"), ("peak_mib", "memory_ratio"), ("state_mib", "state_ratio"))
-    for _, out in ratios:
-        df[out] = None
-    for _width, group in df.groupby("width"):
-        ref = group[group["kind"] == DEFAULTS["kind"]]
-        if len(ref):
-            for col, out in ratios:
-                df.loc[group.index, out] = [_ratio(v, ref[col].iloc[0]) for v in group[col]]
-    if "paper_memory_gb" in df:
-        ref = df[df["setting"] == STRUCTURE[DEFAULTS["kind"]]]
-        for col, out in (("paper_training_time_h", "paper_time_ratio"), ("paper_memory_gb", "paper_memory_ratio")):
-            base = _paper_float(ref[col].iloc[0]) if len(ref) else None
-            df[out] = [_ratio(_paper_float(v), base) for v in df[col]]
-    return _order(df, ["setting", "label", "scale", "kind", "width", "recurrent_params", *STATS, "train_s",
-                       "s_per_step", "time_ratio", "peak_mib", "memory_ratio", "state_mib", "state_ratio",
-                       "memory_measure"])
-
-
-# --------------------------------------------------------------------------------------------------
-# Tab. 6: token size x model size
-# --------------------------------------------------------------------------------------------------
-
-def _model_name(label: str) -> str:
-    """Tab. 6 rows are labelled `<model>, <anything>` (e.g. `ViT-Tiny, d=32`); a plain label is the model."""
-    return label.split(",")[0].strip()
-
-
-def smallest_good(averages: dict[int, float], floor: float | None = None) -> int | None:
-    """The smallest token size whose mean accuracy is within GOOD_WITHIN points of the model's best mean and
-    not a failure (>= `floor`, FAIL_FACTOR x chance). None when every size fails: the best of failures is
-    not a size that works."""
-    works = {d: a for d, a in averages.items() if floor is None or a >= floor}
-    if not works:
-        return None
-    best = max(works.values())
-    return min(d for d, a in works.items() if a >= best - GOOD_WITHIN)
-
-
-def table6(inputs) -> pd.DataFrame:
-    models: dict[str, dict[str, Any]] = {}
-    sizes: set[int] = set()
-    for row in inputs.rows:
-        d = _config(row, "table6")["tokenizer"]["token_size"]
-        m = models.setdefault(_model_name(row.label), {"params": row.eval["params"], "avg": {}, "tokens": {},
-                                                       "rows": [], "floor": _fails(row)[0]})
-        if d in m["avg"]:
-            raise RPGInputError(f"table table6: two rows of {_model_name(row.label)} have token size {d}")
-        m["avg"][d] = round(row.eval["generated"]["mean"], 2)
-        m["tokens"][d] = ((row.run or {}).get("meta") or {}).get("num_tokens")
-        m["rows"].append(row)
-        sizes.add(d)
-    ours = sorted(sizes)
-    theirs = sorted(int(c) for c in inputs.paper.columns if c.isdigit()) if inputs.paper is not None else []
-    # our sizes are the paper's own (paper scale), or stand for TOKEN_SIZE_FACTOR times theirs (mini)
-    factor = 1 if set(ours) <= set(theirs) else TOKEN_SIZE_FACTOR
-    pairs = {d: d * factor for d in ours if d * factor in theirs}
-    out = []
-    for name, m in models.items():
-        paper = _paper(inputs.paper, name)
-        paper_avg = {t: _paper_float(paper.get(f"paper_{t}")) for t in theirs}
-        rec = {"model": name, "scale": inputs.scale, "params": m["params"]}
-        for d in ours:
-            rec[f"d{d}"] = m["avg"].get(d)
-            rec[f"tokens_d{d}"] = m["tokens"].get(d)
-        rec["fail_below"] = m["floor"]
-        rec["smallest_good_d"] = smallest_good(m["avg"], m["floor"])
-        rec.update({f"paper_{t}": paper.get(f"paper_{t}", "") for t in theirs})
-        rec["paper_params_m"] = paper.get("paper_params_m", "")
-        good = smallest_good({t: a for t, a in paper_avg.items() if a is not None}, PAPER_FAIL_BELOW)
-        rec["paper_smallest_good_d"] = good
-        rec["paper_d_for_smallest_good_d"] = pairs.get(rec["smallest_good_d"])
-        sizes_note = (f"token sizes {', '.join(map(str, pairs))} stand for the paper's "
-                      f"{', '.join(map(str, pairs.values()))} (x{factor})") if pairs and factor != 1 else ""
-        rec["substitute"] = "; ".join(p for p in (substitute(m["rows"][0], generator=False), sizes_note) if p)
-        out.append(rec)
-    df = pd.DataFrame(out)
-    for c in df.columns:    # counts and sizes stay integers where a model has none (e.g. every size fails)
-        if c.startswith("tokens_d") or c.endswith("_good_d") or c == "params":
-            df[c] = pd.array([None if v is None or pd.isna(v) else int(v) for v in df[c]], dtype="Int64")
-    return df
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,24 +158,22 @@ def _ratios(df: pd.DataFrame, key: str, default: str, cols: list[tuple[str, str]
     ref = df[df[key] == default]
     for col, out in cols:
         base = ref[col].iloc[0] if len(ref) else None
-        df[out] = [_ratio(v, base) for v in df[col]]
+        df[out] = [ratio(v, base) for v in df[col]]
 
 
 def _accuracy_panel(ax, inputs, table: pd.DataFrame, names: list[str]) -> None:
     """Best / average / median of each row as grouped bars (paper Fig. 4 style), every model as a dot."""
     import numpy as np
 
-    from rpg.tables.builders import _dots, _zoom
-
     x = np.arange(len(names))
     accs = [r.eval["generated"]["accuracies"] for r in inputs.rows]
     stats = table.iloc[len(table) - len(inputs.rows):]   # table4a leads with the original checkpoints' row
     for i, (key, colour) in enumerate((("average", "tab:orange"), ("median", "tab:green"), ("best", "tab:red"))):
         ax.bar(x + (i - 1) * 0.22, stats[key].astype(float), width=0.2, color=colour, alpha=0.6, label=key)
-    _dots(ax, x, accs, "black", "generated models")
+    dots(ax, x, accs, "black", "generated models")
     orig = inputs.rows[0].eval["original"]["mean"]
     ax.axhline(orig, color="tab:blue", ls="--", lw=1.2, label="original checkpoints (mean)")
-    _zoom(ax, [a for a_ in accs for a in a_] + [orig])
+    zoom(ax, [a for a_ in accs for a in a_] + [orig])
     ax.set_xticks(x, names, rotation=15, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(axis="y", alpha=0.3)
@@ -374,8 +191,7 @@ def _fig(ncols: int, n: int):
 
 
 def _title(inputs, what: str) -> str:
-    from rpg.tables.builders import _datasets
-    return inputs.title or f"{what}, {inputs.scale} scale\n{_datasets(inputs)}"
+    return inputs.title or f"{what}, {inputs.scale} scale\n{datasets(inputs)}"
 
 
 def plot_table4a(inputs, table: pd.DataFrame):
@@ -459,17 +275,290 @@ def plot_table6(inputs, table: pd.DataFrame):
     return fig
 
 
-def _ablation_builders(builder: type) -> dict[str, Any]:
-    """The registry entries of this module (`rpg.tables.builders.BUILDERS`)."""
-    return {
-        "table4a": builder(table4a, plot_table4a, "with / without the recurrent model, and which rows fail "
-                           "(paper Tab. 4a; needs --runs)", paper_key="setting"),
-        "table4b": builder(table4b, plot_table4b, "position embeddings, with the generator's stored size "
-                           "(paper Tab. 4b; needs --runs)", paper_key="setting"),
-        "fig4": builder(fig4, plot_fig4, "tokenization strategies: accuracy, tokens, padding, training time "
-                        "(paper Fig. 4; needs --runs)", paper_key="setting"),
-        "table5": builder(table5, plot_table5, "recurrent structures: accuracy, training time and peak memory "
-                          "(paper Tab. 5; needs --runs)", paper_key="setting"),
-        "table6": builder(table6, plot_table6, "token size x model size, one row per model "
-                          "(paper Tab. 6; needs --runs)", paper_key="model"),
-    }
+# --------------------------------------------------------------------------------------------------
+# Claims judged from these tables (rpg.tables.claims reports them)
+# --------------------------------------------------------------------------------------------------
+
+def judge_table4a(t: dict[str, pd.DataFrame]) -> Finding:
+    df = t["table4a"]
+    with_rec = one(df, "with recurrence", setting=RECURRENCE[True])
+    without = one(df, "without recurrence", setting=RECURRENCE[False])
+    ours = (f"with {fmt(num(with_rec['average']))}, without {fmt(num(without['average']))} "
+            f"(fails: {without['fails']})")
+    paper = f"with {with_rec.get('paper_average', 'n/a')}, without {without.get('paper_average', 'n/a')}"
+    return Finding(ours, paper, verdict(without["fails"] == "True" and with_rec["fails"] != "True"))
+
+
+def judge_table4b(t: dict[str, pd.DataFrame]) -> Finding:
+    df = t["table4b"]
+    fixed = one(df, "2D (encode by layer)", position="2d")
+    learn = one(df, "learnable", position="learnable")
+
+    def side(prefix: str) -> tuple[str, bool | None]:
+        f, lv = num(fixed.get(f"{prefix}average")), num(learn.get(f"{prefix}average"))
+        if f is None or lv is None:
+            return "n/a", None
+        return f"2D {f:.2f} vs learnable {lv:.2f} ({f - lv:+.2f})", f >= lv - AS_GOOD_WITHIN
+
+    ours, ok = side("")
+    if ok is None:
+        raise Missing("no averages")
+    return Finding(ours, side("paper_")[0], verdict(ok))
+
+
+def judge_fig4(t: dict[str, pd.DataFrame]) -> Finding:
+    df = t["fig4"]
+    avg = {}
+    for strategy in ("layer", "flatten", "channel"):
+        avg[strategy] = num(one(df, strategy, strategy=strategy)["average"])
+    if None in avg.values():
+        raise Missing("no averages")
+    ours = ", ".join(f"{k} {v:.2f}" for k, v in avg.items())
+    ok = avg["layer"] > avg["flatten"] and avg["layer"] > avg["channel"]
+    # the paper's Fig. 4 prints accuracies as bars only; its CSV carries training times
+    return Finding(ours, "per-layer best (Fig. 4 bars; no printed numbers)", verdict(ok))
+
+
+def judge_table5(t: dict[str, pd.DataFrame]) -> Finding:
+    df = t["table5"]
+    # the paper's rows are at the first row's width (table5 joins the paper's numbers there); wider probes are not
+    df = df[df["width"] == df["width"].iloc[0]] if len(df) else df
+
+    def side(prefix: str) -> tuple[str, bool | None]:
+        recs = {r["kind"]: (num(r.get(f"{prefix}average")), num(r.get(f"{prefix}time_ratio")))
+                for _, r in df.iterrows()}
+        if DEFAULTS["kind"] not in recs or any(None in v for v in recs.values()) or len(recs) < 2:
+            return "n/a", None
+        acc_m, time_m = recs[DEFAULTS["kind"]]
+        best = max(a for a, _ in recs.values())
+        fastest = all(time_m <= tr for _, tr in recs.values())
+        text = ", ".join(f"{k} {a:.2f} / time x{tr:.2f}" for k, (a, tr) in recs.items())
+        return text, fastest and acc_m >= best - BEST_WITHIN
+
+    ours, ok = side("")
+    if ok is None:
+        raise Missing("no Mamba, LSTM and Transformer rows with average and time")
+    return Finding(ours, side("paper_")[0], verdict(ok))
+
+
+def judge_table6(t: dict[str, pd.DataFrame]) -> Finding:
+    df = t["table6"].copy()
+    df["_params"] = [num(p) for p in df["params"]]
+    df = df.sort_values("_params")
+    sizes = sorted(int(c[1:]) for c in df.columns if c.startswith("d") and c[1:].isdigit())
+
+    def side(col: str, grid: list[int]) -> tuple[str, str | None]:
+        if col not in df.columns:
+            return "n/a", None
+        good = [num(v) for v in df[col]]
+        if len(good) < 2 or None in good:
+            return "n/a", None
+        text = ", ".join(f"{m} d={int(g)}" for m, g in zip(df["model"], good))
+        if grid and all(g == grid[0] for g in good):
+            return text, INCONCLUSIVE          # every model already good at the smallest size tried
+        grows = all(b >= a for a, b in zip(good, good[1:])) and good[-1] > good[0]
+        return text, verdict(grows)
+
+    ours, result = side("smallest_good_d", sizes)
+    if result is None:
+        raise Missing("no smallest good token size")
+    paper, _ = side("paper_smallest_good_d", [])
+    return Finding(f"smallest good token size: {ours}", f"smallest good token size: {paper}", result)
+
+
+TAB4A = Claim("tab4a", "The recurrent model is needed", ("table4a",),
+              "the generator without recurrence fails (mean below its fail line) and the one with it does not",
+              judge_table4a)
+TAB4B = Claim("tab4b", "A fixed 2D position embedding is as good as a learnable one", ("table4b",),
+              f"2D average at least the learnable average minus {AS_GOOD_WITHIN} point", judge_table4b)
+FIG4 = Claim("fig4", "Per-layer tokens beat flattened and by-channel tokens", ("fig4",),
+             "per-layer average above both others' averages", judge_fig4)
+TAB5 = Claim("tab5", "Mamba is the best recurrent structure for its cost", ("table5",),
+             f"Mamba's training time is the lowest and its average within {BEST_WITHIN} point of the best",
+             judge_table5)
+TAB6 = Claim("tab6", "Larger models need larger tokens", ("table6",),
+             "the smallest good token size grows with the model's parameter count (inconclusive when every model is "
+             "good at the smallest size tried)", judge_table6)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tab. 4a: the recurrent model
+# --------------------------------------------------------------------------------------------------
+
+@register_table("table4a", plot=plot_table4a, paper_key="setting", needs=("runs",), claims=(TAB4A,),
+                description="with / without the recurrent model, and which rows fail (paper Tab. 4a; needs --runs)")
+def table4a(inputs) -> pd.DataFrame:
+    rows = []
+    first = inputs.rows[0].eval["original"]
+    rows.append({"setting": "original baseline", "label": "original checkpoints", "recurrent": "",
+                 "best": round(first["best"], 2), "average": round(first["mean"], 2),
+                 "median": round(first["median"], 2), "min": round(first["min"], 2), "std": round(first["std"], 2),
+                 "n": first["n"], **_paper(inputs.paper, "original baseline")})
+    for row in inputs.rows:
+        kind = run_config(row, "table4a")["recurrent"]["kind"]
+        limit, fails, below = _fails(row)
+        rows.append({"setting": RECURRENCE[kind != "none"], "label": row.label, "recurrent": kind,
+                     **_stats(row), "fail_below": limit, "fails": fails, "n_below": below,
+                     **_paper(inputs.paper, RECURRENCE[kind != "none"]), "substitute": substitute(row)})
+    df = pd.DataFrame(rows)
+    df["scale"] = inputs.scale
+    return _order(df, ["setting", "label", "scale", "recurrent", *STATS, "fail_below", "fails", "n_below"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Tab. 4b: position embeddings
+# --------------------------------------------------------------------------------------------------
+
+@register_table("table4b", plot=plot_table4b, paper_key="setting", needs=("runs",), claims=(TAB4B,),
+                description="position embeddings, with the generator's stored size (paper Tab. 4b; needs --runs)")
+def table4b(inputs) -> pd.DataFrame:
+    rows = []
+    for row in inputs.rows:
+        position = _position(run_config(row, "table4b"))
+        gen = (row.run or {}).get("generator") or {}
+        tensors = gen.get("tensors") or {}
+        # a learnable embedding is a stored parameter (inputs.pe); a fixed one is rebuilt from the layout on load
+        pe = sum(n for k, n in tensors.items() if k.endswith("inputs.pe"))
+        total = gen.get("params")
+        rows.append({"setting": POSITION[position], "label": row.label, "position": position, **_stats(row),
+                     "generator_params": total, "generator_mib": round(gen["bytes"] / MIB, 3) if gen else None,
+                     "pe_params": pe if gen else None,
+                     "pe_share_pct": round(100.0 * pe / total, 2) if total else None,
+                     **_paper(inputs.paper, POSITION[position]), "substitute": substitute(row)})
+    df = pd.DataFrame(rows)
+    df["scale"] = inputs.scale
+    return _order(df, ["setting", "label", "scale", "position", *STATS, "generator_params", "generator_mib",
+                       "pe_params", "pe_share_pct"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Fig. 4: tokenization
+# --------------------------------------------------------------------------------------------------
+
+@register_table("fig4", plot=plot_fig4, paper_key="setting", needs=("runs",), claims=(FIG4,),
+                description="tokenization strategies: accuracy, tokens, padding, training time (paper Fig. 4; needs "
+                            "--runs)")
+def fig4(inputs) -> pd.DataFrame:
+    rows = []
+    for row in inputs.rows:
+        cfg = run_config(row, "fig4")
+        meta = (row.run or {}).get("meta") or {}
+        d, L = cfg["tokenizer"]["token_size"], meta.get("num_tokens")
+        pad = round(100.0 * (1 - meta["num_params"] / (L * d)), 1) if L and meta.get("num_params") else None
+        strategy = cfg["tokenizer"]["strategy"]
+        rows.append({"setting": TOKENIZATION[strategy], "label": row.label, "strategy": strategy,
+                     "token_size": d, "position": _position(cfg), "tokens": L, "padding_pct": pad,
+                     **_stats(row), **_cost(row), **_paper(inputs.paper, TOKENIZATION[strategy]),
+                     "substitute": substitute(row)})
+    df = pd.DataFrame(rows)
+    df["scale"] = inputs.scale
+    _ratios(df, "strategy", DEFAULTS["strategy"], [("train_s", "time_ratio")])
+    if "paper_training_time_h" in df:
+        ref = df.loc[df["strategy"] == DEFAULTS["strategy"], "paper_training_time_h"]
+        ref = paper_float(ref.iloc[0]) if len(ref) else None
+        df["paper_time_ratio"] = [ratio(paper_float(v), ref) for v in df["paper_training_time_h"]]
+    return _order(df, ["setting", "label", "scale", "strategy", "token_size", "position", "tokens", "padding_pct",
+                       *STATS, "train_s", "s_per_step", "time_ratio", "peak_mib", "state_mib", "memory_measure"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Tab. 5: recurrent structures
+# --------------------------------------------------------------------------------------------------
+
+@register_table("table5", plot=plot_table5, paper_key="setting", needs=("runs",), claims=(TAB5,),
+                description="recurrent structures: accuracy, training time and peak memory (paper Tab. 5; needs "
+                            "--runs)")
+def table5(inputs) -> pd.DataFrame:
+    rows, widths = [], []
+    for row in inputs.rows:
+        cfg = run_config(row, "table5")
+        kind, width = cfg["recurrent"]["kind"], cfg["recurrent"]["d_model"][-1]
+        widths.append(width)
+        tensors = ((row.run or {}).get("generator") or {}).get("tensors") or {}
+        recurrent = sum(n for k, n in tensors.items() if k.startswith("recurrent.")) if tensors else None
+        # the paper's rows are at its default width: join them to ours at the first row's width only
+        paper = _paper(inputs.paper, STRUCTURE[kind]) if width == widths[0] else _paper(inputs.paper, "")
+        rows.append({"setting": STRUCTURE[kind], "label": row.label, "kind": kind, "width": width,
+                     "recurrent_params": recurrent, **_stats(row), **_cost(row), **paper,
+                     "substitute": substitute(row)})
+    df = pd.DataFrame(rows)
+    df["scale"] = inputs.scale
+    # ratios to Mamba at the same width: the paper's point is the ordering, and widths change it
+    ratios = (("train_s", "time_ratio"), ("peak_mib", "memory_ratio"), ("state_mib", "state_ratio"))
+    for _, out in ratios:
+        df[out] = None
+    for _width, group in df.groupby("width"):
+        ref = group[group["kind"] == DEFAULTS["kind"]]
+        if len(ref):
+            for col, out in ratios:
+                df.loc[group.index, out] = [ratio(v, ref[col].iloc[0]) for v in group[col]]
+    if "paper_memory_gb" in df:
+        ref = df[df["setting"] == STRUCTURE[DEFAULTS["kind"]]]
+        for col, out in (("paper_training_time_h", "paper_time_ratio"), ("paper_memory_gb", "paper_memory_ratio")):
+            base = paper_float(ref[col].iloc[0]) if len(ref) else None
+            df[out] = [ratio(paper_float(v), base) for v in df[col]]
+    return _order(df, ["setting", "label", "scale", "kind", "width", "recurrent_params", *STATS, "train_s",
+                       "s_per_step", "time_ratio", "peak_mib", "memory_ratio", "state_mib", "state_ratio",
+                       "memory_measure"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Tab. 6: token size x model size
+# --------------------------------------------------------------------------------------------------
+
+def smallest_good(averages: dict[int, float], floor: float | None = None) -> int | None:
+    """The smallest token size whose mean accuracy is within GOOD_WITHIN points of the model's best mean and
+    not a failure (>= `floor`, FAIL_FACTOR x chance). None when every size fails: the best of failures is
+    not a size that works."""
+    works = {d: a for d, a in averages.items() if floor is None or a >= floor}
+    if not works:
+        return None
+    best = max(works.values())
+    return min(d for d, a in works.items() if a >= best - GOOD_WITHIN)
+
+
+@register_table("table6", plot=plot_table6, paper_key="model", needs=("runs", "groups"), claims=(TAB6,),
+                description="token size x model size, one row per model (paper Tab. 6; needs --runs, and --groups: "
+                            "each row's model)")
+def table6(inputs) -> pd.DataFrame:
+    models: dict[str, dict[str, Any]] = {}
+    sizes: set[int] = set()
+    for row in inputs.rows:
+        d = run_config(row, "table6")["tokenizer"]["token_size"]
+        m = models.setdefault(row.group, {"params": row.eval["params"], "avg": {}, "tokens": {},
+                                                       "rows": [], "floor": _fails(row)[0]})
+        if d in m["avg"]:
+            raise RPGInputError(f"table table6: two rows of {row.group} have token size {d}")
+        m["avg"][d] = round(row.eval["generated"]["mean"], 2)
+        m["tokens"][d] = ((row.run or {}).get("meta") or {}).get("num_tokens")
+        m["rows"].append(row)
+        sizes.add(d)
+    ours = sorted(sizes)
+    theirs = sorted(int(c) for c in inputs.paper.columns if c.isdigit()) if inputs.paper is not None else []
+    # our sizes are the paper's own (paper scale), or stand for TOKEN_SIZE_FACTOR times theirs (mini)
+    factor = 1 if set(ours) <= set(theirs) else TOKEN_SIZE_FACTOR
+    pairs = {d: d * factor for d in ours if d * factor in theirs}
+    out = []
+    for name, m in models.items():
+        paper = _paper(inputs.paper, name)
+        paper_avg = {t: paper_float(paper.get(f"paper_{t}")) for t in theirs}
+        rec = {"model": name, "scale": inputs.scale, "params": m["params"]}
+        for d in ours:
+            rec[f"d{d}"] = m["avg"].get(d)
+            rec[f"tokens_d{d}"] = m["tokens"].get(d)
+        rec["fail_below"] = m["floor"]
+        rec["smallest_good_d"] = smallest_good(m["avg"], m["floor"])
+        rec.update({f"paper_{t}": paper.get(f"paper_{t}", "") for t in theirs})
+        rec["paper_params_m"] = paper.get("paper_params_m", "")
+        good = smallest_good({t: a for t, a in paper_avg.items() if a is not None}, PAPER_FAIL_BELOW)
+        rec["paper_smallest_good_d"] = good
+        rec["paper_d_for_smallest_good_d"] = pairs.get(rec["smallest_good_d"])
+        sizes_note = (f"token sizes {', '.join(map(str, pairs))} stand for the paper's "
+                      f"{', '.join(map(str, pairs.values()))} (x{factor})") if pairs and factor != 1 else ""
+        rec["substitute"] = "; ".join(p for p in (substitute(m["rows"][0], generator=False), sizes_note) if p)
+        out.append(rec)
+    df = pd.DataFrame(out)
+    for c in df.columns:    # counts and sizes stay integers where a model has none (e.g. every size fails)
+        if c.startswith("tokens_d") or c.endswith("_good_d") or c == "params":
+            df[c] = pd.array([None if v is None or pd.isna(v) else int(v) for v in df[c]], dtype="Int64")
+    return df

@@ -17,10 +17,25 @@ from __future__ import annotations
 import pandas as pd
 
 from rpg.errors import RPGInputError
-from rpg.tables.builders import TableInputs, _datasets, _fmt, _paper_row, _params_m, dataset_label
+from rpg.tables.common import (
+    TableInputs,
+    dataset_label,
+    datasets,
+    figure,
+    fmt,
+    paper_drawable,
+    paper_row,
+    params_m,
+    zoom,
+)
+from rpg.tables.judging import MATCH_WITHIN, Claim, Finding, Missing, num, one, verdict
+from rpg.tables.registry import register_table
 
+# The segmentation datasets as the `dataset` column prints them.
+DATASET_NAMES = {"nuclei": "DSB-2018 nuclei tiles (stardist wheel)", "blobs": "synthetic blobs", "ade20k": "ADE20K"}
 PAPER_COLUMNS = ("ade20k_params_m", "ade20k_miou", "ade20k_macc", "coco_params_m", "coco_map_bbox", "coco_map_seg")
-STATS = (("original", "mean", "original"), ("generated", "best", "best"), ("generated", "mean", "average"),
+AVERAGE = "average"    # the `statistic` of the generated mean (the paper's "ours" sits beside it)
+STATS = (("original", "mean", "original"), ("generated", "best", "best"), ("generated", "mean", AVERAGE),
          ("generated", "min", "minimum"), ("generated", "median", "median"), ("generated", "std", "std"))
 # mmdet 3.3.0 installs from PyPI, but its Mask R-CNN heads call compiled mmcv ops (RPN: batched_nms; RoI
 # extractor: RoIAlign), which mmcv-lite lacks and our stand-in must not provide (docs/segmentation.md)
@@ -43,38 +58,15 @@ def _one_row(inputs: TableInputs):
     return row
 
 
-def table2(inputs: TableInputs) -> pd.DataFrame:
-    row = _one_row(inputs)
-    ev = row.eval
-    extra = (ev.get("extra_metrics") or {}).get("mAcc") or {}
-    paper = {"original": _paper_row(inputs.paper, "original"), "average": _paper_row(inputs.paper, "ours")}
-    out = []
-    for models, stat, name in STATS:
-        summary = ev[models]
-        macc = extra.get(models) or {}
-        theirs = paper.get(name, {})
-        out.append({
-            "models": models, "statistic": name, "scale": inputs.scale,
-            "dataset": dataset_label(ev["dataset"], ev.get("substitute_for")),
-            "model": row.label, "params": _params_m(ev["params"]), "n": str(summary["n"]),
-            "miou": _fmt(summary[stat]), "macc": _fmt(macc[stat]) if macc.get(stat) is not None else "",
-            "coco_map_bbox": "", "coco_map_seg": "", "coco_status": COCO_STATUS,
-            **{f"paper_{c}": theirs.get(c, "") for c in PAPER_COLUMNS},
-        })
-    return pd.DataFrame(out, columns=list(COLUMNS), dtype=str)
-
-
 def plot_table2(inputs: TableInputs, table: pd.DataFrame):
     """mIoU and mAcc of every original and generated model (dots) with their means (lines); COCO: a note."""
     import numpy as np
-
-    from rpg.tables.builders import _figure, _paper_drawable, _zoom
 
     ev = _one_row(inputs).eval
     metrics = [("mIoU", ev)]
     if (ev.get("extra_metrics") or {}).get("mAcc"):
         metrics.append(("mAcc", ev["extra_metrics"]["mAcc"]))
-    fig, ax = _figure(len(metrics) + 1)
+    fig, ax = figure(len(metrics) + 1)
     rng = np.random.default_rng(0)   # jitter only; fixed so the PNG is reproducible
     width, values = 0.36, []
     for i, (_, src) in enumerate(metrics):
@@ -85,23 +77,63 @@ def plot_table2(inputs: TableInputs, table: pd.DataFrame):
             ax.hlines(vals.mean(), i + offset - width / 2, i + offset + width / 2, color=colour, lw=3,
                       label=f"{label} (mean: line)" if i == 0 else None)
             ax.scatter(i + offset + rng.uniform(-width / 4, width / 4, vals.size), vals, s=10, color=colour, zorder=3)
-    if _paper_drawable(inputs):
+    if paper_drawable(inputs):
         for i, col in enumerate(("ade20k_miou", "ade20k_macc")[: len(metrics)]):
             for offset, method in ((-width / 2, "original"), (width / 2, "ours")):
-                v = _paper_row(inputs.paper, method).get(col)
+                v = paper_row(inputs.paper, method).get(col)
                 if v:
                     ax.plot([i + offset - width / 2, i + offset + width / 2], [float(v)] * 2, color="black", ls="--",
                             label="paper" if i == 0 and method == "original" else None)
                     values.append(float(v))
-    _zoom(ax, values)
+    zoom(ax, values)
     ax.text(len(metrics), float(np.mean(ax.get_ylim())), "COCO mAP\nbbox / seg:\nnot run\n(needs mmdetection\n+ COCO)",
             ha="center", va="center", fontsize=8, color="dimgray")
     ax.set_xlim(-0.6, len(metrics) + 0.6)
     ax.set_xticks(range(len(metrics) + 1), [m for m, _ in metrics] + ["COCO"])
     ax.set_ylabel("%")
-    ax.set_title(inputs.title or f"Table 2, {inputs.scale} scale: {_one_row(inputs).label}\n{_datasets(inputs)}",
+    ax.set_title(inputs.title or f"Table 2, {inputs.scale} scale: {_one_row(inputs).label}\n{datasets(inputs)}",
                  fontsize=10)
     ax.legend(fontsize=8, loc="best")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def judge_table2(t: dict[str, pd.DataFrame]) -> Finding:
+    df = t["table2"]
+    orig = one(df, "original", models="original")
+    gen = one(df, "generated average", models="generated", statistic=AVERAGE)
+    o, g = num(orig["miou"]), num(gen["miou"])
+    if o is None or g is None:
+        raise Missing("no mIoU")
+    po, pg = num(orig.get("paper_ade20k_miou")), num(gen.get("paper_ade20k_miou"))
+    paper = f"mIoU {pg:.1f} vs {po:.1f} ({pg - po:+.1f})" if po is not None and pg is not None else "n/a"
+    return Finding(f"mIoU {g:.2f} vs {o:.2f} ({g - o:+.2f})", paper, verdict(abs(g - o) <= MATCH_WITHIN))
+
+
+TAB2 = Claim("tab2", "Generated segmentation models match the originals", ("table2",),
+             f"generated average mIoU within {MATCH_WITHIN} point of the originals'", judge_table2)
+
+
+@register_table("table2", plot=plot_table2, paper_key="method", paper_columns=PAPER_COLUMNS, claims=(TAB2,),
+                dataset_names=DATASET_NAMES,
+                description="original vs generated segmentation mIoU/mAcc, COCO column (paper Table 2)")
+def table2(inputs: TableInputs) -> pd.DataFrame:
+    row = _one_row(inputs)
+    ev = row.eval
+    extra = (ev.get("extra_metrics") or {}).get("mAcc") or {}
+    paper = {"original": paper_row(inputs.paper, "original"), AVERAGE: paper_row(inputs.paper, "ours")}
+    out = []
+    for models, stat, name in STATS:
+        summary = ev[models]
+        macc = extra.get(models) or {}
+        theirs = paper.get(name, {})
+        out.append({
+            "models": models, "statistic": name, "scale": inputs.scale,
+            "dataset": dataset_label(ev["dataset"], ev.get("substitute_for")),
+            "model": row.label, "params": params_m(ev["params"]), "n": str(summary["n"]),
+            "miou": fmt(summary[stat]), "macc": fmt(macc[stat]) if macc.get(stat) is not None else "",
+            "coco_map_bbox": "", "coco_map_seg": "", "coco_status": COCO_STATUS,
+            **{f"paper_{c}": theirs.get(c, "") for c in PAPER_COLUMNS},
+        })
+    return pd.DataFrame(out, columns=list(COLUMNS), dtype=str)

@@ -2,7 +2,9 @@
 
 Inputs are `rpg evaluate` results (rpg-eval/1) of task-conditioned generated sets: their `per_task` blocks (one
 per 10-bit task, with `part` = seen/unseen and the per-class `breakdown`) and `label_counts`. Fig. 6 and Fig. 10
-draw parameters, so they also read the zoo and the generated set each eval file names (`zoo`, `generated_dir`).
+draw parameters, so they also read each row's zoo and generated set (`rpg table --zoos`, `--generated`); Tab. 15
+reads each row's zoo (its seeds) and run config (its permutation state, `--runs`). Paths recorded inside an eval
+file are never reopened: the workflow declares every file a table reads.
 
 Row roles come from the files, not from the labels: a row's split is the `part` of its tasks (seen: the generator's
 training tasks; unseen: held out), and a row whose generation `method` is `retrieval` is the retrieval reference
@@ -23,21 +25,23 @@ from __future__ import annotations
 import re
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from rpg import formats, io
 from rpg.errors import RPGInputError
-
-if TYPE_CHECKING:
-    from rpg.tables.builders import TableInputs
+from rpg.tables.common import Row, TableInputs, dataset_label, figure, run_config
+from rpg.tables.judging import INCONCLUSIVE, Claim, Finding, Missing, matching, num, one, verdict
+from rpg.tables.registry import register_table
 
 FAIL_MARGIN = 5.0            # Tab. 15: best generated accuracy within this many points of chance = "fail"
 TABLE10_EXTRA_UNSEEN = 3     # Tab. 10: unseen tasks shown besides the paper's own pair
 FIG6_PARAMS = 100            # Fig. 6 draws 100 parameters of the classification head, as the paper
 # Fig. 6's tasks in the paper (seen 1010011000, unseen 0001100101); another task of the row when absent
 FIG6_TASKS = ("1010011000", "0001100101")
+WITH_STATE, WITHOUT_STATE = "w/", "w/o"   # Tab. 15's permutation_state column, as the paper prints it
+OK, FAIL = "ok", "fail"                   # Tab. 15's verdict column
 
 CLASS_NAMES = {
     "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -52,14 +56,7 @@ CLASS_NAMES = {
 
 def _label(ev: dict) -> str:
     """'Fashion-MNIST (substitute for CIFAR-10)': the dataset column, as the other tables print it."""
-    return _builders_module().dataset_label(ev["dataset"], ev.get("substitute_for"))
-
-
-def _builders_module():
-    """rpg.tables.builders, imported on use: it registers this module's builders when it loads."""
-    from rpg.tables import builders
-
-    return builders
+    return dataset_label(ev["dataset"], ev.get("substitute_for"))
 
 
 def task_id(bits: str) -> int:
@@ -143,6 +140,51 @@ TABLE9_COLUMNS = ("label", "scale", "split", "method", "n_tasks", "generated_per
                   "paper_note", "substitute")
 
 
+def plot_table9(inputs: TableInputs, table: pd.DataFrame):
+    import numpy as np
+
+    fig, ax = figure(len(table))
+    x = np.arange(len(table))
+    keys = (("original", "tab:blue"), ("generated_mean", "tab:orange"), ("retrieval", "tab:green"),
+            ("majority", "tab:gray"))
+    w = 0.2
+    for i, (k, colour) in enumerate(keys):
+        vals = pd.to_numeric(table[k], errors="coerce").to_numpy(dtype=float)
+        ax.bar(x + (i - 1.5) * w, np.nan_to_num(vals), w, color=colour, label=k.replace("_", " "))
+    ax.axhline(50.0, color="black", ls=":", lw=1, label="chance")
+    ax.set_xticks(x, [f"{lab}\n({s})" for lab, s in zip(table["label"], table["split"])], fontsize=8)
+    ax.set_ylabel("test accuracy (%), mean over tasks")
+    ax.set_ylim(40, 100)
+    ax.set_title(inputs.title or f"Table 9, {inputs.scale} scale\n{_substitute(inputs)}", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+
+def judge_table9(t: dict[str, pd.DataFrame]) -> Finding:
+    df = t["table9"]
+    rpg = one(df, "RPG on unseen tasks", split="unseen", method="rpg")
+    g, maj, ret = num(rpg["generated_mean"]), num(rpg["majority"]), num(rpg["retrieval"])
+    if g is None or maj is None:
+        raise Missing("no generated mean or majority baseline")
+    ours = (f"{rpg['label']}: {g:.2f} (original {rpg['original']}, retrieval {rpg['retrieval'] or 'n/a'}, "
+            f"majority {maj:.1f})")
+    paper = (f"{rpg['paper_generated']} (original {rpg['paper_original']}; no retrieval baseline)"
+             if rpg.get("paper_generated") else "n/a")
+    if ret is None:
+        return Finding(ours, paper, INCONCLUSIVE)
+    return Finding(ours, paper, verdict(g > maj and g >= ret))
+
+
+TAB9 = Claim("tab9", "RPG generates models for unseen tasks, beating retrieval", ("table9",),
+             "on unseen tasks the generated mean is above the majority-label baseline and at least the retrieval "
+             "baseline (inconclusive without retrieval)", judge_table9)
+
+@register_table("table9", plot=plot_table9, paper_key="embedding", paper_columns=("original", "ours"),
+                claims=(TAB9,),
+                description="unseen tasks (paper Tab. 9): original vs generated, mean over the tasks of each row, "
+                            "with retrieval, majority-label and chance references")
 def table9(inputs: TableInputs) -> pd.DataFrame:
     retr = _retrieval(inputs)
     rows = []
@@ -171,27 +213,6 @@ def table9(inputs: TableInputs) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(TABLE9_COLUMNS))
 
 
-def plot_table9(inputs: TableInputs, table: pd.DataFrame):
-    import numpy as np
-
-    fig, ax = _builders_module()._figure(len(table))
-    x = np.arange(len(table))
-    keys = (("original", "tab:blue"), ("generated_mean", "tab:orange"), ("retrieval", "tab:green"),
-            ("majority", "tab:gray"))
-    w = 0.2
-    for i, (k, colour) in enumerate(keys):
-        vals = pd.to_numeric(table[k], errors="coerce").to_numpy(dtype=float)
-        ax.bar(x + (i - 1.5) * w, np.nan_to_num(vals), w, color=colour, label=k.replace("_", " "))
-    ax.axhline(50.0, color="black", ls=":", lw=1, label="chance")
-    ax.set_xticks(x, [f"{lab}\n({s})" for lab, s in zip(table["label"], table["split"])], fontsize=8)
-    ax.set_ylabel("test accuracy (%), mean over tasks")
-    ax.set_ylim(40, 100)
-    ax.set_title(inputs.title or f"Table 9, {inputs.scale} scale\n{_substitute(inputs)}", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
-
-
 # --------------------------------------------------------------------------------------------------
 # Tab. 14: one row per unseen task
 # --------------------------------------------------------------------------------------------------
@@ -203,6 +224,32 @@ def _unseen_tasks(inputs: TableInputs) -> list[str]:
     return order + sorted(found - set(order), key=task_id)
 
 
+def plot_table14(inputs: TableInputs, table: pd.DataFrame):
+    import numpy as np
+
+    fig, ax = figure(len(table) // 2 + 2)
+    x = np.arange(len(table))
+    ax.plot(x, table["original"], "o", color="tab:blue", label="original (mean)")
+    colours = iter(["tab:orange", "tab:red", "tab:green", "tab:purple"])
+    for c in table.columns:
+        if c.endswith("_mean") and not c.startswith("paper_"):
+            ax.plot(x, pd.to_numeric(table[c], errors="coerce"), "s", ms=4, color=next(colours, "black"),
+                    label=c.removesuffix("_mean") + " (mean)")
+    ax.plot(x, table["majority"], "_", color="tab:gray", ms=12, label="majority label")
+    ax.axhline(50.0, color="black", ls=":", lw=1, label="chance")
+    ax.set_xticks(x, table["embedding"], rotation=60, fontsize=7)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(inputs.title or f"Table 14: unseen tasks, {inputs.scale} scale\n{_substitute(inputs)}",
+                 fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+@register_table("table14", plot=plot_table14, paper_key="embedding",
+                paper_columns=("original", "best", "average", "std"),
+                description="one row per unseen task (paper Tab. 14): original, generated best/mean/min/std per "
+                            "generator, retrieval, majority, chance")
 def table14(inputs: TableInputs) -> pd.DataFrame:
     tasks = _unseen_tasks(inputs)
     if not tasks:
@@ -236,32 +283,31 @@ def table14(inputs: TableInputs) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first + last] + last]
 
 
-def plot_table14(inputs: TableInputs, table: pd.DataFrame):
-    import numpy as np
-
-    fig, ax = _builders_module()._figure(len(table) // 2 + 2)
-    x = np.arange(len(table))
-    ax.plot(x, table["original"], "o", color="tab:blue", label="original (mean)")
-    colours = iter(["tab:orange", "tab:red", "tab:green", "tab:purple"])
-    for c in table.columns:
-        if c.endswith("_mean") and not c.startswith("paper_"):
-            ax.plot(x, pd.to_numeric(table[c], errors="coerce"), "s", ms=4, color=next(colours, "black"),
-                    label=c.removesuffix("_mean") + " (mean)")
-    ax.plot(x, table["majority"], "_", color="tab:gray", ms=12, label="majority label")
-    ax.axhline(50.0, color="black", ls=":", lw=1, label="chance")
-    ax.set_xticks(x, table["embedding"], rotation=60, fontsize=7)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(inputs.title or f"Table 14: unseen tasks, {inputs.scale} scale\n{_substitute(inputs)}",
-                 fontsize=10)
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    return fig
-
-
 # --------------------------------------------------------------------------------------------------
 # Tab. 10: per-class accuracy of generated models
 # --------------------------------------------------------------------------------------------------
 
+def plot_table10(inputs: TableInputs, table: pd.DataFrame):
+    import numpy as np
+
+    gen = table[table["kind"] == "generated"]
+    classes = [c for c in table.columns if re.fullmatch(r"class_\d+", c)]
+    fig, ax = figure(len(classes))
+    im = ax.imshow(gen[classes].to_numpy(dtype=float), vmin=50, vmax=100, cmap="viridis", aspect="auto")
+    names = CLASS_NAMES.get(inputs.rows[0].eval["dataset"])
+    ax.set_xticks(np.arange(len(classes)), names if names else classes, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(np.arange(len(gen)), [f"{e} ({p})" for e, p in zip(gen["embedding"], gen["part"])], fontsize=7)
+    for i, row in enumerate(gen[classes].to_numpy(dtype=float)):
+        for j, v in enumerate(row):
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color="white" if v < 80 else "black")
+    fig.colorbar(im, ax=ax, label="per-class accuracy (%) of generated models")
+    ax.set_title(inputs.title or f"Table 10, {inputs.scale} scale\n{_substitute(inputs)}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@register_table("table10", plot=plot_table10, paper_key="embedding",
+                description="per-class accuracy of a few tasks (paper Tab. 10)")
 def table10(inputs: TableInputs) -> pd.DataFrame:
     """Per-class accuracy (%) of the original and generated models of a few tasks: the paper's pair (a seen task
     and its flipped, unseen embedding) where the rows have it, and the first `TABLE10_EXTRA_UNSEEN` unseen tasks."""
@@ -294,25 +340,6 @@ def table10(inputs: TableInputs) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def plot_table10(inputs: TableInputs, table: pd.DataFrame):
-    import numpy as np
-
-    gen = table[table["kind"] == "generated"]
-    classes = [c for c in table.columns if re.fullmatch(r"class_\d+", c)]
-    fig, ax = _builders_module()._figure(len(classes))
-    im = ax.imshow(gen[classes].to_numpy(dtype=float), vmin=50, vmax=100, cmap="viridis", aspect="auto")
-    names = CLASS_NAMES.get(inputs.rows[0].eval["dataset"])
-    ax.set_xticks(np.arange(len(classes)), names if names else classes, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(np.arange(len(gen)), [f"{e} ({p})" for e, p in zip(gen["embedding"], gen["part"])], fontsize=7)
-    for i, row in enumerate(gen[classes].to_numpy(dtype=float)):
-        for j, v in enumerate(row):
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color="white" if v < 80 else "black")
-    fig.colorbar(im, ax=ax, label="per-class accuracy (%) of generated models")
-    ax.set_title(inputs.title or f"Table 10, {inputs.scale} scale\n{_substitute(inputs)}", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 # --------------------------------------------------------------------------------------------------
 # Fig. 6 and Fig. 10: parameters of the classification head
 # --------------------------------------------------------------------------------------------------
@@ -333,15 +360,15 @@ def _head(path: Path, keys: list[str]):
     return torch.cat([sd[k].flatten().float() for k in keys]).numpy()   # (P_head,)
 
 
-def head_vectors(ev: dict) -> list[dict]:
-    """Every original and generated model of an eval row as {task, part, kind, model, head}, originals from the
-    zoo's parts (rpg.evaluation.evaluate.task_originals) for the tasks the generated set holds."""
+def head_vectors(row: Row) -> list[dict]:
+    """Every original and generated model of a row as {task, part, kind, model, head}: originals from the row's
+    zoo parts (rpg.evaluation.evaluate.task_originals) for the tasks its generated set holds."""
     from rpg.evaluation.evaluate import task_originals
 
-    if not ev.get("zoo") or not ev.get("generated_dir"):
-        raise RPGInputError("fig6/fig10: the eval file names no zoo or generated folder")
-    zoo = formats.read_zoo(ev["zoo"], evaluable=True)
-    gen = formats.read_generated(ev["generated_dir"], zoo)
+    if row.zoo is None or row.generated is None:
+        raise RPGInputError(f"fig6/fig10: row {row.label!r} needs its zoo and generated folders (--zoos, --generated)")
+    zoo = formats.read_zoo(row.zoo, evaluable=True)
+    gen = formats.read_generated(row.generated, zoo)
     keys = head_keys(zoo.architecture)
     originals, part_of = task_originals(zoo, {r.group for r in gen.refs})
     out = []
@@ -359,32 +386,6 @@ def _pca(matrix, k: int = 2):
     centred = matrix - matrix.mean(axis=0, keepdims=True)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     return u[:, :k] * s[:k]
-
-
-def fig10(inputs: TableInputs) -> pd.DataFrame:
-    """PCA of the classification heads of every original and generated model of the rows (one PCA over all), and
-    for each generated head the task of its nearest original head: `same_task` says whether heads separate by task."""
-    import numpy as np
-
-    models = []
-    for r in inputs.rows:
-        for m in head_vectors(r.eval):
-            models.append({"label": r.label, **m})
-    heads = np.stack([m["head"] for m in models])             # (N, P_head)
-    scores = _pca(heads)
-    orig = [i for i, m in enumerate(models) if m["kind"] == "original"]
-    out = []
-    for i, m in enumerate(models):
-        near = None
-        if m["kind"] == "generated" and orig:
-            d = np.linalg.norm(heads[orig] - heads[i], axis=1)
-            near = models[orig[int(d.argmin())]]["task"]
-        out.append({"label": m["label"], "task_id": task_id(m["task"]), "embedding": m["task"], "part": m["part"],
-                    "kind": m["kind"], "model": m["model"], "pc1": round(float(scores[i, 0]), 5),
-                    "pc2": round(float(scores[i, 1]), 5), "nearest_original_task": near or "",
-                    "same_task": (near == m["task"]) if near is not None else None,
-                    "substitute": _label(inputs.rows[0].eval)})
-    return pd.DataFrame(out)
 
 
 def plot_fig10(inputs: TableInputs, table: pd.DataFrame):
@@ -411,33 +412,32 @@ def plot_fig10(inputs: TableInputs, table: pd.DataFrame):
     return fig
 
 
-def _fig6_task(models: list[dict]) -> str:
-    tasks = [m["task"] for m in models if m["kind"] == "generated"]
-    for t in FIG6_TASKS:
-        if t in tasks:
-            return t
-    return tasks[0]
-
-
-def fig6(inputs: TableInputs) -> pd.DataFrame:
-    """For one task per row (the paper's seen 1010011000 / unseen 0001100101 where present): the first
-    `FIG6_PARAMS` classification-head parameters of its original and generated models, z-normalised per task."""
+@register_table("fig10", plot=plot_fig10, needs=("zoos", "generated"),
+                description="PCA of original and generated classification heads by task (paper Fig. 10; needs "
+                            "--zoos and --generated)")
+def fig10(inputs: TableInputs) -> pd.DataFrame:
+    """PCA of the classification heads of every original and generated model of the rows (one PCA over all), and
+    for each generated head the task of its nearest original head: `same_task` says whether heads separate by task."""
     import numpy as np
 
-    out = []
+    models = []
     for r in inputs.rows:
-        models = head_vectors(r.eval)
-        t = _fig6_task(models)
-        chosen = [m for m in models if m["task"] == t]
-        block = np.stack([m["head"][:FIG6_PARAMS] for m in chosen])      # (models, FIG6_PARAMS)
-        block = (block - block.mean()) / (block.std() + 1e-12)
-        originals = block[[m["kind"] == "original" for m in chosen]]
-        for m, v in zip(chosen, block):
-            dist = float(np.abs(originals - v).mean(axis=1).min()) if len(originals) else None
-            out.append({"label": r.label, "task_id": task_id(t), "embedding": t, "part": m["part"],
-                        "kind": m["kind"], "model": m["model"],
-                        "mean_abs_to_nearest_original": round(dist, 4) if dist is not None else None,
-                        **{f"p{j:03d}": round(float(x), 4) for j, x in enumerate(v)}})
+        for m in head_vectors(r):
+            models.append({"label": r.label, **m})
+    heads = np.stack([m["head"] for m in models])             # (N, P_head)
+    scores = _pca(heads)
+    orig = [i for i, m in enumerate(models) if m["kind"] == "original"]
+    out = []
+    for i, m in enumerate(models):
+        near = None
+        if m["kind"] == "generated" and orig:
+            d = np.linalg.norm(heads[orig] - heads[i], axis=1)
+            near = models[orig[int(d.argmin())]]["task"]
+        out.append({"label": m["label"], "task_id": task_id(m["task"]), "embedding": m["task"], "part": m["part"],
+                    "kind": m["kind"], "model": m["model"], "pc1": round(float(scores[i, 0]), 5),
+                    "pc2": round(float(scores[i, 1]), 5), "nearest_original_task": near or "",
+                    "same_task": (near == m["task"]) if near is not None else None,
+                    "substitute": _label(inputs.rows[0].eval)})
     return pd.DataFrame(out)
 
 
@@ -462,6 +462,39 @@ def plot_fig6(inputs: TableInputs, table: pd.DataFrame):
     return fig
 
 
+def _fig6_task(models: list[dict]) -> str:
+    tasks = [m["task"] for m in models if m["kind"] == "generated"]
+    for t in FIG6_TASKS:
+        if t in tasks:
+            return t
+    return tasks[0]
+
+
+@register_table("fig6", plot=plot_fig6, needs=("zoos", "generated"),
+                description="head parameters of original and generated models of a seen and an unseen task (paper "
+                            "Fig. 6; needs --zoos and --generated)")
+def fig6(inputs: TableInputs) -> pd.DataFrame:
+    """For one task per row (the paper's seen 1010011000 / unseen 0001100101 where present): the first
+    `FIG6_PARAMS` classification-head parameters of its original and generated models, z-normalised per task."""
+    import numpy as np
+
+    out = []
+    for r in inputs.rows:
+        models = head_vectors(r)
+        t = _fig6_task(models)
+        chosen = [m for m in models if m["task"] == t]
+        block = np.stack([m["head"][:FIG6_PARAMS] for m in chosen])      # (models, FIG6_PARAMS)
+        block = (block - block.mean()) / (block.std() + 1e-12)
+        originals = block[[m["kind"] == "original" for m in chosen]]
+        for m, v in zip(chosen, block):
+            dist = float(np.abs(originals - v).mean(axis=1).min()) if len(originals) else None
+            out.append({"label": r.label, "task_id": task_id(t), "embedding": t, "part": m["part"],
+                        "kind": m["kind"], "model": m["model"],
+                        "mean_abs_to_nearest_original": round(dist, 4) if dist is not None else None,
+                        **{f"p{j:03d}": round(float(x), 4) for j, x in enumerate(v)}})
+    return pd.DataFrame(out)
+
+
 # --------------------------------------------------------------------------------------------------
 # Tab. 15: permutation state vs number of seeds
 # --------------------------------------------------------------------------------------------------
@@ -470,60 +503,36 @@ TABLE15_COLUMNS = ("label", "scale", "seeds", "permutation_state", "original", "
                    "generated_min", "chance", "verdict", "paper_original", "paper_accuracy", "substitute")
 
 
-def _seeds(ev: dict, label: str) -> int:
-    zoo = formats.read_zoo(ev["zoo"])
+def _seeds(row: Row) -> int:
+    if row.zoo is None:
+        raise RPGInputError(f"table15: row {row.label!r} needs its zoo folder (--zoos)")
+    zoo = formats.read_zoo(row.zoo)
     perms = {r.permutation for r in zoo.refs}
     seeds = (zoo.manifest.get("config") or {}).get("num_seeds")
     return int(seeds) if seeds else len(perms)
 
 
-def _permutation_state(ev: dict, label: str) -> bool:
+def _permutation_state(row: Row) -> bool:
     """Whether the row's generator was trained with permutation states (its run's condition.permutation)."""
-    run = (ev.get("generation") or {}).get("run")
-    path = Path(run or "") / "config.json"
-    if not run or not path.is_file():
-        raise RPGInputError(f"row {label!r}: its generator run ({run}) has no config.json")
-    return io.read_json(path)["condition"]["permutation"] != "none"
+    return run_config(row, "table15")["condition"]["permutation"] != "none"
 
 
-def verdict(best: float, chance: float) -> str:
-    return "fail" if best < chance + FAIL_MARGIN else "ok"
-
-
-def table15(inputs: TableInputs) -> pd.DataFrame:
-    from rpg.zoos.datasets import DATASETS
-
-    rows = []
-    for r in inputs.rows:
-        ev = r.eval
-        info = DATASETS.get(ev["dataset"])
-        chance = 100.0 / info.num_classes if info else None
-        gen = ev["generated"]
-        theirs = inputs.paper.loc[r.label] if inputs.paper is not None and r.label in inputs.paper.index else {}
-        rows.append({
-            "label": r.label, "scale": inputs.scale, "seeds": _seeds(ev, r.label),
-            "permutation_state": "w/" if _permutation_state(ev, r.label) else "w/o",
-            "original": ev["original"]["mean"], "generated_mean": gen["mean"], "generated_best": gen["best"],
-            "generated_min": gen["min"], "chance": chance,
-            "verdict": verdict(gen["best"], chance) if chance is not None else "",
-            "paper_original": theirs.get("original", "") if len(theirs) else "",
-            "paper_accuracy": theirs.get("accuracy", "") if len(theirs) else "",
-            "substitute": _label(ev),
-        })
-    return pd.DataFrame(rows, columns=list(TABLE15_COLUMNS))
+def fail_verdict(best: float, chance: float) -> str:
+    """Tab. 15's verdict of a row: FAIL when its best generated model is within FAIL_MARGIN of chance."""
+    return FAIL if best < chance + FAIL_MARGIN else OK
 
 
 def plot_table15(inputs: TableInputs, table: pd.DataFrame):
     import numpy as np
 
-    fig, ax = _builders_module()._figure(4)
-    for state, colour, dx in (("w/", "tab:orange", -0.15), ("w/o", "tab:purple", 0.15)):
+    fig, ax = figure(4)
+    for state, colour, dx in ((WITH_STATE, "tab:orange", -0.15), (WITHOUT_STATE, "tab:purple", 0.15)):
         sub = table[table["permutation_state"] == state].sort_values("seeds")
         x = np.arange(len(sub)) + dx
         ax.bar(x, sub["generated_mean"], 0.3, color=colour, label=f"{state} permutation state (mean)")
         ax.scatter(x, sub["generated_best"], marker="^", color="black", s=12, zorder=3)
         for xi, (v, b) in zip(x, zip(sub["verdict"], sub["generated_best"])):
-            if v == "fail":
+            if v == FAIL:
                 ax.text(xi, b + 2, "fail", ha="center", fontsize=7)
     seeds = sorted(set(table["seeds"]))
     ax.set_xticks(np.arange(len(seeds)), [f"{s} seed{'s' if s > 1 else ''}" for s in seeds])
@@ -538,27 +547,56 @@ def plot_table15(inputs: TableInputs, table: pd.DataFrame):
     return fig
 
 
-# --------------------------------------------------------------------------------------------------
-# registry entries (merged into rpg.tables.builders.BUILDERS)
-# --------------------------------------------------------------------------------------------------
 
-def _builders() -> dict:
-    from rpg.tables.builders import Builder
+def judge_table15(t: dict[str, pd.DataFrame]) -> Finding:
+    df = t["table15"]
 
-    return {
-        "table9": Builder(table9, plot_table9, "unseen tasks (paper Tab. 9): original vs generated, mean over the "
-                          "tasks of each row, with retrieval, majority-label and chance references",
-                          paper_key="embedding", paper_columns=("original", "ours")),
-        "table14": Builder(table14, plot_table14, "one row per unseen task (paper Tab. 14): original, generated "
-                           "best/mean/min/std per generator, retrieval, majority, chance",
-                           paper_key="embedding", paper_columns=("original", "best", "average", "std")),
-        "table10": Builder(table10, plot_table10, "per-class accuracy of a few tasks (paper Tab. 10)",
-                           paper_key="embedding"),
-        "fig10": Builder(fig10, plot_fig10, "PCA of original and generated classification heads by task "
-                         "(paper Fig. 10)"),
-        "fig6": Builder(fig6, plot_fig6, "head parameters of original and generated models of a seen and an unseen "
-                        "task (paper Fig. 6)"),
-        "table15": Builder(table15, plot_table15, "permutation state vs number of seeds (paper Tab. 15); 'fail' = "
-                           f"best generated accuracy within {FAIL_MARGIN:g} points of chance",
-                           paper_columns=("original", "accuracy")),
-    }
+    def side(col: str, ok_value) -> tuple[str, bool | None]:
+        counts = sorted({int(s) for s in df["seeds"] if s.isdigit() and int(s) > 1})
+        decisive = []
+        for s in counts:
+            w = matching(df, seeds=str(s), permutation_state=WITH_STATE)
+            wo = matching(df, seeds=str(s), permutation_state=WITHOUT_STATE)
+            if w.empty or wo.empty:
+                continue
+            if ok_value(w.iloc[0].get(col)) and not ok_value(wo.iloc[0].get(col)):
+                decisive.append(s)
+        text = f"with the state, generation works where without it fails at {decisive} seeds" if decisive else \
+            "no seed count separates w/ and w/o"
+        return text, bool(decisive) if counts else None
+
+    ours, ok = side("verdict", lambda v: v == OK)
+    if ok is None:
+        raise Missing("no multi-seed rows")
+    paper, _ = side("paper_accuracy", lambda v: num(v) is not None and num(v) > 50)
+    return Finding(ours, paper, verdict(ok))
+
+
+TAB15 = Claim("tab15", "The permutation state is needed", ("table15",),
+              "at some seed count above 1, generation works with the state and fails without it", judge_table15)
+
+@register_table("table15", plot=plot_table15, paper_columns=("original", "accuracy"), needs=("runs", "zoos"),
+                claims=(TAB15,),
+                description=f"permutation state vs number of seeds (paper Tab. 15; needs --runs and --zoos); 'fail' "
+                            f"= best generated accuracy within {FAIL_MARGIN:g} points of chance")
+def table15(inputs: TableInputs) -> pd.DataFrame:
+    from rpg.zoos.datasets import DATASETS
+
+    rows = []
+    for r in inputs.rows:
+        ev = r.eval
+        info = DATASETS.get(ev["dataset"])
+        chance = 100.0 / info.num_classes if info else None
+        gen = ev["generated"]
+        theirs = inputs.paper.loc[r.label] if inputs.paper is not None and r.label in inputs.paper.index else {}
+        rows.append({
+            "label": r.label, "scale": inputs.scale, "seeds": _seeds(r),
+            "permutation_state": WITH_STATE if _permutation_state(r) else WITHOUT_STATE,
+            "original": ev["original"]["mean"], "generated_mean": gen["mean"], "generated_best": gen["best"],
+            "generated_min": gen["min"], "chance": chance,
+            "verdict": fail_verdict(gen["best"], chance) if chance is not None else "",
+            "paper_original": theirs.get("original", "") if len(theirs) else "",
+            "paper_accuracy": theirs.get("accuracy", "") if len(theirs) else "",
+            "substitute": _label(ev),
+        })
+    return pd.DataFrame(rows, columns=list(TABLE15_COLUMNS))

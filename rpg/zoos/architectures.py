@@ -34,7 +34,7 @@ from torch import nn
 from rpg.errors import RPGInputError
 
 # --------------------------------------------------------------------------------------------------
-# The paper's small CNNs (baselines.md §1.1 / §1.2; RPG's dataset/cifar10_cnn{small,medium}/model.py)
+# The paper's small CNNs (p-diff paper, Tab. 8 CNN(s)/CNN(m); RPG's dataset/cifar10_cnn{small,medium}/model.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -123,7 +123,8 @@ def _create_timm(model_name: str, **kwargs: Any) -> nn.Module:
 
 
 class _BinaryHead(nn.Sequential):
-    """The unseen-task classifier head: Linear(D, D) -> SiLU -> Linear(D, 2, bias=False) (reference §7.5)."""
+    """The unseen-task classifier head: Linear(D, D) -> SiLU -> Linear(D, 2, bias=False) (official
+    dataset/condition_classinput_vittiny)."""
 
     def __init__(self, dim: int, num_classes: int = 2):
         super().__init__(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, num_classes, bias=False))
@@ -210,7 +211,7 @@ ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "cnn_m": (CNNMedium, "paper CNN(m): Model-Zoo CNN-l at 32x32, LeakyReLU (10,853 params RGB)"),
     "vit_tiny_binary": (
         vit_tiny_binary,
-        "timm vit_tiny_patch16_224 with the two-layer binary head (reference §7.5)",
+        "timm vit_tiny_patch16_224 with the two-layer binary head (official dataset/condition_classinput_vittiny)",
     ),
     "resnet50_gn": (
         resnet50_gn,

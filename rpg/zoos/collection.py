@@ -1,6 +1,6 @@
 """`python -m rpg collect`: train (or fine-tune) a network and save its checkpoint zoo.
 
-Recipe (reference §7.1): optional training phases, then one more pass over the training set at a
+Recipe (official dataset/<tag>/train.py): optional training phases, then one more pass over the training set at a
 constant learning rate during which a checkpoint is written every `save.every` iterations (after the
 optimizer step), until `num_checkpoints` exist. Each checkpoint is a plain float32 state_dict
 (`ckpt_0000.safetensors`, ...); `manifest.json` records the architecture, the dataset spec and, per
@@ -32,10 +32,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rpg import optim
-from rpg.cli.common import resolve_device
 from rpg.errors import RPGInputError
 from rpg.evaluation.evaluate import predict
 from rpg.io import atomic_path, read_json, save_state_dict, write_json
+from rpg.runtime import resolve_device
 from rpg.zoos import architectures as archs
 from rpg.zoos import recipes as zoos
 from rpg.zoos.datasets import DataConfig, LoadedDataset, load_dataset

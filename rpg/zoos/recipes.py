@@ -1,7 +1,7 @@
 """The zoo registry: every checkpoint collection of the paper (and its mini-scale analogue) is a config entry.
 
 A zoo = one architecture trained (or fine-tuned) on one dataset, then N checkpoints saved at a fixed
-iteration spacing during a final constant-learning-rate pass (reference §7.1). `ZooConfig` (the typed
+iteration spacing during a final constant-learning-rate pass (official dataset/<tag>/train.py). `ZooConfig` (the typed
 schema) holds the whole recipe. Recipes are data: the registry name `mini/resnet18` is the file
 `rpg/zoos/recipes/mini/resnet18.yaml`, which states only its differences from the family base it
 `extends:` (`_base/mini_fmnist`, `_base/paper_imagenet`, `_base/paper_cifar10`; mappings merge key by key,
@@ -30,24 +30,22 @@ field's declared type), and the result is re-validated (unknown keys are errors)
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from rpg import configs
+from rpg.domains import DEFAULT_DOMAIN, recipe_class
 from rpg.errors import RPGInputError
 from rpg.zoos.architectures import check_spec
-from rpg.zoos.datasets import DatasetSpec
+from rpg.zoos.datasets import DATA_KEYS, DatasetSpec
 
 # --------------------------------------------------------------------------------------------------
-# binary tasks (paper §4.1, reference §7.5)
+# binary tasks (paper §4.1, official dataset/condition_classinput_vittiny)
 # --------------------------------------------------------------------------------------------------
 
 NUM_TASK_CLASSES = 10
@@ -153,7 +151,7 @@ class SaveConfig:
     momentum: float = 0.9
     trainable: str = "all"
     # iterations between two checkpoints; 0 = auto: max(1, n_train // batch_size // num_checkpoints), so the
-    # checkpoints spread over one epoch (reference §7.1). The first checkpoint follows the first step.
+    # checkpoints spread over one epoch (official dataset/<tag>/train.py). The first checkpoint follows the first step.
     every: int = 0
 
     def __post_init__(self) -> None:
@@ -261,6 +259,31 @@ class ZooConfig:
     def from_dict(cls, d: dict) -> ZooConfig:
         return _from_dict(cls, d, "zoo")
 
+    def override(self, overrides: dict[str, Any]) -> ZooConfig:
+        """A new, re-validated config with dotted-path `--set` overrides applied (`apply_overrides`)."""
+        return apply_overrides(self, overrides)
+
+    def input_files(self) -> list[Path]:
+        """Files besides the recipe YAML that the zoo is built from (collect rule inputs): none."""
+        return []
+
+    # -- collection (the same two methods on every domain's recipe class; `rpg collect` calls only these) --------
+    def collect(self, out: str | Path, data_cfg=None, device: str = "auto", progress: bool | None = None,
+                log=print) -> list[Path]:
+        """Collect (or resume) this zoo into `out` (rpg.zoos.collection); returns the zoo folder(s) written."""
+        from rpg.zoos.collection import collect
+
+        return collect(self, out, data_cfg, device, progress, log)
+
+    @staticmethod
+    def score_summary(manifest: dict) -> str:
+        """The checkpoints' recorded test accuracy, for the line `rpg collect` prints per zoo folder."""
+        accs = [c["accuracy"] for c in manifest["checkpoints"] if c["accuracy"] is not None]
+        if not accs:
+            return ""
+        mean = sum(accs) / len(accs)
+        return f", test accuracy {100 * mean:.2f}% (min {100 * min(accs):.2f}, max {100 * max(accs):.2f})"
+
     # -- tasks ------------------------------------------------------------------------------------
     def seen_tasks(self) -> list[int]:
         """Seen task ids in collection order (ascending). A subset is drawn with task_sample_seed: the
@@ -290,35 +313,8 @@ def apply_overrides(cfg: ZooConfig, overrides: dict[str, Any]) -> ZooConfig:
 # --------------------------------------------------------------------------------------------------
 
 RECIPE_DIR = Path(__file__).with_name("recipes")  # package data: <registry name>.yaml, shared bases in _base/
-EXTENDS = "extends"
-DOMAIN = "domain"
-# A recipe's `domain:` (default classification: ZooConfig) -> "module:Class" of its typed config, imported on use.
-# The class has from_dict/to_dict/apply_overrides and `run_cli(args)`, which `rpg collect` hands it to.
-RECIPE_DOMAINS = {"segmentation": "rpg.segmentation.recipe:SegZooConfig",
-                  "language_model": "rpg.lm.config:DoraZooConfig"}
-
-
-def recipe_class(domain: str, where: Path) -> type:
-    if domain == "classification":
-        return ZooConfig
-    if domain not in RECIPE_DOMAINS:
-        raise RPGInputError(f"{where}: {DOMAIN}: unknown domain {domain!r} "
-                            f"(known: classification, {', '.join(sorted(RECIPE_DOMAINS))})")
-    import importlib
-
-    module, cls = RECIPE_DOMAINS[domain].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e-4` as a string; recipes mean a number."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)$"),
-    list("-+0123456789."),
-)
+EXTENDS = configs.EXTENDS
+DOMAIN = "domain"   # a recipe's domain (rpg.domains.DOMAINS; default classification) picks its config class
 
 
 def _is_path(name: str | Path) -> bool:
@@ -341,10 +337,7 @@ def recipe_path(name: str | Path) -> Path:
 def _read(path: Path, known: set[str] | None = None) -> dict:
     """A recipe file's mapping. `known`: the keys it may hold (None: unchecked, for reading `extends`/`domain`
     before the domain, and so the config class, is known)."""
-    try:
-        d = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        raise RPGInputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    d = configs.load_yaml(path)
     if d is None:
         return {}
     if not isinstance(d, dict):
@@ -355,9 +348,12 @@ def _read(path: Path, known: set[str] | None = None) -> dict:
     return d
 
 
-def _parent(path: Path, ref: Any) -> Path:
-    """`extends:` value: a registry-style name under RECIPE_DIR (`_base/mini_fmnist`) or a .yaml path relative to
-    the extending file."""
+def _parent(path: Path) -> Path | None:
+    """The file `path` extends (None: none): `extends:` is a registry-style name under RECIPE_DIR
+    (`_base/mini_fmnist`) or a .yaml path relative to the extending file."""
+    ref = _read(path).get(EXTENDS)
+    if ref is None:
+        return None
     if not isinstance(ref, str) or not ref:
         raise RPGInputError(f"{path}: {EXTENDS}: expected a recipe name or a .yaml path, got {ref!r}")
     target = (path.parent / ref) if _is_path(ref) else RECIPE_DIR / f"{ref}.yaml"
@@ -370,43 +366,30 @@ def recipe_files(name: str | Path) -> list[Path]:
     """The recipe's YAML file followed by every file it extends (the collect rule's inputs), then any other file its
     domain's config class says the zoo is built from (`input_files()`, e.g. a segmentation zoo's mmseg config)."""
     files = _chain(name)
-    if any(_read(f).get(DOMAIN) not in (None, "classification") for f in files):
+    if any(_read(f).get(DOMAIN) not in (None, DEFAULT_DOMAIN) for f in files):
         cfg = load_recipe(name)
-        files += list(getattr(cfg, "input_files", list)())
+        files += cfg.input_files()
     return files
 
 
 def _chain(name: str | Path) -> list[Path]:
     """The recipe's YAML file followed by every file it extends."""
-    files = [recipe_path(name)]
-    while True:
-        ref = _read(files[-1]).get(EXTENDS)
-        if ref is None:
-            return files
-        parent = _parent(files[-1], ref)
-        if parent.resolve() in [f.resolve() for f in files]:
-            raise RPGInputError(f"{files[-1]}: {EXTENDS}: {ref!r} makes a cycle")
-        files.append(parent)
+    # files are compared resolved: a cycle is found however its files are named
+    return configs.extends_chain(recipe_path(name), _parent,
+                                 lambda files, _: f"{files[-1]}: {EXTENDS}: "
+                                                  f"{_read(files[-1]).get(EXTENDS)!r} makes a cycle",
+                                 key=Path.resolve)
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """Mappings merge key by key (recursively); lists and scalars replace."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
-def load_recipe(name: str | Path) -> ZooConfig:
-    """Read a recipe: resolve its `extends:` chain (base first), then build and validate the ZooConfig.
-    Errors name the file and the key. `name` defaults to the registry name (or the file's stem)."""
+def load_recipe(name: str | Path):
+    """Read a recipe: resolve its `extends:` chain (base first), then build and validate the config of its domain
+    (ZooConfig for classification). Errors name the file and the key. `name` defaults to the registry name (or the
+    file's stem)."""
     files = _chain(name)
     domains = [dom for f in files if (dom := _read(f).get(DOMAIN)) is not None]
-    cls = recipe_class(domains[0] if domains else "classification", files[0])
+    cls = recipe_class(domains[0] if domains else DEFAULT_DOMAIN, files[0])
     known = {f.name for f in dataclasses.fields(cls)} | {EXTENDS, DOMAIN}
-    d: dict = {}
-    for f in reversed(files):
-        d = _merge(d, {k: v for k, v in _read(f, known).items() if k not in (EXTENDS, DOMAIN)})
+    d = configs.merge_chain([{k: v for k, v in _read(f, known).items() if k != DOMAIN} for f in files])
     d.setdefault("name", Path(name).stem if _is_path(name) else str(name))
     try:
         return cls.from_dict(d)
@@ -466,3 +449,16 @@ ZOOS: dict[str, ZooConfig] = _Registry()
 def get_zoo(name: str | Path) -> ZooConfig:
     """A fresh config of a registry entry (`mini/resnet18`) or of a recipe file (`path/to/zoo.yaml`)."""
     return load_recipe(name)
+
+
+def recipe_overrides(overrides: list[str] | None) -> dict[str, str]:
+    """`key=value` texts -> the recipe's own overrides: the data settings (DATA_KEYS) are left out, since the workflow
+    passes them to every collect job and they say where data lives, not what the zoo is (DataConfig reads them)."""
+    return {k: v for k, v in configs.parse_overrides(overrides).items() if k not in DATA_KEYS}
+
+
+def resolve_recipe(name: str | Path, overrides: list[str] | None = None):
+    """The recipe `rpg collect --zoo NAME --set k=v ...` collects with, of any domain: the registry entry or recipe
+    file `name` with the `key=value` overrides applied in order (a later one wins), re-validated. Its `to_dict()`
+    is what the zoo's manifest records under `config` (the workflow compares the two to find a stale zoo)."""
+    return get_zoo(name).override(recipe_overrides(overrides))

@@ -1,4 +1,4 @@
-# Measurements that are not tables of trained generators (config `benchmarks`, issue 10).
+# Measurements that are not tables of trained generators (config `benchmarks`, `fig8`).
 # Paper Fig. 7: peak training memory vs token size, from a few training steps per token size on a
 # zoo shared with the experiments (collected once).
 
@@ -56,16 +56,15 @@ rule publish_memory:
         "(cp {input.json} {output.json} && cp {input.png} {output.png}) > {log} 2>&1"
 
 
-# Paper Fig. 8 (issue 13): Table 8 reads its study (config tables.table8.memory), so `rule all` builds it; alone:
+# Paper Fig. 8: Table 8 reads its study (config tables.table8.memory), so `rule all` builds it; alone:
 #   snakemake results/fig8.png --cores 1 --resources gpu=1
 
 
 rule fig8:
     """Training memory vs generated parameters of RPG and the Table 8 baselines under a memory cap
-    (benchmarks/memory.py; an allocation past the cap is recorded as OOM inside a child process).
+    (`rpg memory-study`: each method's own fit, a few steps per stage; an allocation past the cap is
+    recorded as OOM inside a child process).
     """
-    input:
-        script=str(REPO / "benchmarks/memory.py"),
     output:
         json="results/{scale}/fig8.json",
         csv="results/{scale}/fig8.csv",
@@ -84,7 +83,7 @@ rule fig8:
     params:
         flags=fig8_flags,
     shell:
-        "python {input.script:q}"
+        "python -m rpg memory-study"
         " --out {output.json}"
         " --csv {output.csv}"
         " --plot {output.png}"
@@ -92,7 +91,7 @@ rule fig8:
         " > {log} 2>&1"
 
 
-# Also issue 13: one ConvNeXt-L (198M) from an untrained RPG-Large generator in partial mode on this CPU, with its
+# Also Fig. 8's study: one ConvNeXt-L (198M) from an untrained RPG-Large generator in partial mode on this CPU, with its
 # time and peak memory (config fig8.rpg_generate). Its own rule: ~15 min of 2-core CPU that Fig. 8 does not plot.
 #   snakemake results/mini/fig8_generation.json --cores 1 --resources gpu=1
 
@@ -101,8 +100,6 @@ rule fig8_generation:
     """One model of fig8.rpg_generate's size from an untrained generator of its preset, partial mode (the
     recurrent pass too, carrying its state), under Fig. 8's memory cap: time and peak memory.
     """
-    input:
-        script=str(REPO / "benchmarks/memory.py"),
     output:
         json="results/{scale}/fig8_generation.json",
     log:
@@ -115,7 +112,7 @@ rule fig8_generation:
     params:
         flags=fig8_generation_flags,
     shell:
-        "python {input.script:q}"
+        "python -m rpg memory-study"
         " --out {output.json}"
         " {params.flags}"
         " > {log} 2>&1"

@@ -4,18 +4,13 @@
 # A zoo whose recipe has `domain: language_model` gets these as inputs of `collect` and `evaluate`, and
 # `--set lm_root=results/<scale>/lm` on its `rpg collect` (rpg/lm/config.py).
 
-try:
-    from rpg.lm.config import LM_MODELS, LM_TASKS, DoraZooConfig
-    from rpg.zoos.recipes import load_recipe as _load_recipe
-except ImportError:  # a checkout without the language-model domain
-    LM_MODELS, LM_TASKS, DoraZooConfig, _load_recipe = {}, {}, None, None
+from rpg.lm.config import LM_MODELS, LM_TASKS, DoraZooConfig
+from rpg.zoos.recipes import load_recipe
 
 
 def lm_recipe(zoo):
     """The zoo's DoraZooConfig, or None for other domains."""
-    if DoraZooConfig is None:
-        return None
-    cfg = _load_recipe(ZOOS[zoo]["recipe"])
+    cfg = load_recipe(ZOOS[zoo]["recipe"])
     return cfg if isinstance(cfg, DoraZooConfig) else None
 
 

@@ -1,15 +1,19 @@
 # Stage 5: assemble tables and figures. One generic rule: `tables.<id>` in the config names the
-# builder (`rpg table BUILDER`), the rows and the paper's numbers. Adding a table = a config entry
-# (+ a builder in rpg/tables when no existing one fits); `rule all` picks it up.
-# Table rules are cheap CPU work: `localrule` keeps them on the submitting machine under SLURM.
+# builder (`rpg table BUILDER`, registered in rpg/tables), the rows, their groups and the paper's
+# numbers. Adding a table = a config entry (+ a registered builder when no existing one fits);
+# `rule all` picks it up. Table rules are cheap CPU work: `localrule` keeps them on the submitting
+# machine under SLURM.
 
 
 rule table:
-    """results/<scale>/<table>.csv + .png from the rows' evaluation JSON files and their generators' run
-    folders (training cost and generator size, for the builders that report them)."""
+    """results/<scale>/<table>.csv + .png from the rows' evaluation JSON files, their generators' run
+    folders (training cost, generator size and settings), zoos and generated sets (the builders that
+    draw parameters read them; every file a table reads is an input)."""
     input:
         metrics=table_metrics,
         runs=table_runs,
+        zoos=table_zoos,
+        generated=table_generated,
         paper=table_paper,
         memory=table_memory,
     output:
@@ -31,15 +35,21 @@ rule table:
     params:
         builder=table_builder,
         labels=table_labels,
+        groups=groups_flag,
         paper=paper_flag,
-        runs=runs_flag,
+        runs=folders_flag("runs", "runs"),
+        zoos=folders_flag("zoos", "zoos"),
+        generated=folders_flag("generated", "generated"),
         memory=memory_flag,
     shell:
         "python -m rpg table {params.builder}"
         " --scale {wildcards.scale}"
         " --metrics {input.metrics}"
         " --labels {params.labels:q}"
+        " {params.groups}"
         " {params.runs}"
+        " {params.zoos}"
+        " {params.generated}"
         " {params.paper}"
         " {params.memory}"
         " --out {output.csv}"

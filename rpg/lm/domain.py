@@ -12,18 +12,19 @@ from __future__ import annotations
 import torch
 
 from rpg import formats
+from rpg.domains import Domain, Outcome
 from rpg.errors import RPGInputError
-from rpg.evaluation.domains import Outcome
+from rpg.lm.config import DoraZooConfig
 
 
-class LanguageModelDomain:
+class LanguageModelDomain(Domain):
     """`Domain` of DoRA adapters: metric = mean lm-eval accuracy (%), mistakes = the wrongly answered items."""
 
     metric_name = "accuracy"
+    recipe_class = DoraZooConfig
 
     def __init__(self, zoo: formats.Zoo, data_cfg=None, device: str | torch.device = "cpu",
                  batch_size: int | None = None):
-        from rpg.lm.config import DoraZooConfig
         from rpg.lm.scoring import Scorer
 
         cfg = (zoo.manifest or {}).get("config")

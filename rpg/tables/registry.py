@@ -1,0 +1,105 @@
+"""The one registry of tables and figures: a table id (= `rpg table BUILDER`, = config `tables.<id>.builder`)
+bound to its builder, its plot, the paper CSV's key, the row fields it needs and the paper claims judged from its
+CSV (rpg.tables.claims reports them).
+
+A builder module registers with the decorator, next to the builder:
+
+    @register_table("table7", plot=plot_table7, description="...", paper_columns=TABLE7_PAPER,
+                    needs=("groups",), claims=(Claim("tab7", ...),))
+    def table7(inputs: TableInputs) -> pd.DataFrame: ...
+
+A figure whose CSV another rule writes (Fig. 8: rpg memory-study) registers with `register_figure`, so its
+claims sit in the same registry. rpg/tables/__init__.py imports every registering module once; this module imports
+none of them (no cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from rpg.errors import RPGInputError
+
+# What a row can carry besides its label and evaluation (`rpg table` options, one value per --metrics file).
+ROW_INPUTS = ("runs", "zoos", "generated", "groups")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    id: str
+    table: Callable[..., Any] | None                 # TableInputs -> DataFrame; None: another rule writes the CSV
+    plot: Callable[..., Any] | None                  # (TableInputs, DataFrame) -> matplotlib Figure
+    description: str                                 # listed by `rpg table --help`
+    paper_key: str = "label"                         # the paper CSV's row-name column
+    paper_columns: tuple[str, ...] = ()              # columns it must have (empty: every column)
+    needs: tuple[str, ...] = ()                      # row inputs (ROW_INPUTS) the builder cannot do without
+    claims: tuple[Any, ...] = ()                     # rpg.tables.judging.Claim objects judged from its CSV
+    dataset_names: Mapping[str, str] = field(default_factory=dict)   # dataset id -> printed name
+
+    @property
+    def buildable(self) -> bool:
+        return self.table is not None
+
+
+_TABLES: dict[str, TableSpec] = {}
+TABLES: Mapping[str, TableSpec] = MappingProxyType(_TABLES)   # read-only view, in registration order
+
+
+def _add(spec: TableSpec) -> None:
+    if spec.id in _TABLES:
+        raise ValueError(f"table {spec.id!r} registered twice")
+    unknown = [n for n in spec.needs if n not in ROW_INPUTS]
+    if unknown:
+        raise ValueError(f"table {spec.id!r}: unknown row input(s) {unknown} (known: {', '.join(ROW_INPUTS)})")
+    for claim in spec.claims:
+        if spec.id not in claim.tables:
+            raise ValueError(f"table {spec.id!r}: claim {claim.id!r} does not read it (tables {claim.tables})")
+    _TABLES[spec.id] = spec
+
+
+def register_table(table_id: str, *, plot: Callable[..., Any], description: str, paper_key: str = "label",
+                   paper_columns: tuple[str, ...] = (), needs: tuple[str, ...] = (), claims: tuple[Any, ...] = (),
+                   dataset_names: Mapping[str, str] | None = None) -> Callable:
+    """Decorator: register the decorated function as the builder of `table_id` (returned unchanged)."""
+
+    def register(builder: Callable[..., Any]) -> Callable[..., Any]:
+        _add(TableSpec(table_id, builder, plot, description, paper_key, tuple(paper_columns), tuple(needs),
+                       tuple(claims), dict(dataset_names or {})))
+        return builder
+
+    return register
+
+
+def register_figure(figure_id: str, *, description: str, claims: tuple[Any, ...] = ()) -> None:
+    """Register a figure whose CSV another rule writes (no builder here), for the claims judged from it."""
+    _add(TableSpec(figure_id, None, None, description, claims=tuple(claims)))
+
+
+def get_table(table_id: str) -> TableSpec:
+    """The buildable table `table_id` (one-line error naming the known ones)."""
+    spec = _TABLES.get(table_id)
+    if spec is None or not spec.buildable:
+        raise RPGInputError(f"table builder {table_id!r}: unknown (known: {', '.join(builder_ids())})")
+    return spec
+
+
+def builder_ids() -> list[str]:
+    return [k for k, s in _TABLES.items() if s.buildable]
+
+
+def all_claims() -> tuple[Any, ...]:
+    """Every registered claim, in registration order."""
+    return tuple(c for s in _TABLES.values() for c in s.claims)
+
+
+def dataset_names() -> dict[str, str]:
+    """Dataset id -> printed name, as the registering modules declare them (merged; a name declared twice must
+    agree)."""
+    out: dict[str, str] = {}
+    for spec in _TABLES.values():
+        for key, name in spec.dataset_names.items():
+            if out.setdefault(key, name) != name:
+                raise ValueError(f"dataset {key!r}: printed as {out[key]!r} and as {name!r} ({spec.id})")
+    return out
