@@ -7,6 +7,7 @@ data, score a state_dict"); the class declares everything else the rest of the c
   has from_dict/to_dict/override, and `collect(out, data_cfg, device, progress)` collects the zoo (`rpg collect`
   takes one path for every domain);
 - `metric_name`, `extra_metrics`, and `dataset_names` (how tables print the data sets it scores on);
+- `table_module`: the module of its package that registers its own paper tables (rpg.tables imports it), if any;
 - optional capabilities, with their "absent" defaults here: `fingerprint()` (None: its scores are not cached,
   rpg.evaluation.cache), `baseline()` (None: no model without what the zoo trains), `label_counts` (None: no
   per-class test counts).
@@ -54,6 +55,7 @@ class Domain:
     extra_metrics: ClassVar[tuple[str, ...]] = ()      # names of Outcome.extra
     recipe_class: ClassVar[type]                       # its zoo recipe config (rpg.zoos.recipes)
     dataset_names: ClassVar[dict[str, str]] = {}       # dataset name -> display name in the tables
+    table_module: ClassVar[str | None] = None          # e.g. "rpg.segmentation.table": registers its paper tables
     params: int
     dataset: str
     split: str
@@ -107,3 +109,23 @@ def make_domain(zoo: formats.Zoo, data_cfg=None, device: str | torch.device = "c
 def recipe_class(name: Any, where: Any) -> type:
     """The recipe config class of domain `name` (a recipe's `domain:`)."""
     return domain_class(name, where).recipe_class
+
+
+def domain_classes() -> list[type[Domain]]:
+    """Every registered Domain class, in registry order."""
+    return [domain_class(name) for name in DOMAINS]
+
+
+def dataset_names() -> dict[str, str]:
+    """Dataset name -> how tables print it, as the domains declare them (a name declared twice must agree)."""
+    out: dict[str, str] = {}
+    for cls in domain_classes():
+        for key, name in cls.dataset_names.items():
+            if out.setdefault(key, name) != name:
+                raise ValueError(f"dataset {key!r}: printed as {out[key]!r} and as {name!r} ({cls.__name__})")
+    return out
+
+
+def table_modules() -> list[str]:
+    """The modules in which domains register their own paper tables (Domain.table_module)."""
+    return [cls.table_module for cls in domain_classes() if cls.table_module]

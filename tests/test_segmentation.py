@@ -129,7 +129,7 @@ def test_evaluate_and_table2_report_miou_macc_and_the_coco_columns(blobs_zoo, tm
 
     from rpg.evaluation.evaluate import evaluate_zoo
     from rpg.tables.builders import build_table, load_inputs
-    from rpg.tables.segmentation import COCO_STATUS
+    from rpg.segmentation.table import COCO_STATUS
 
     zoo = formats.read_zoo(blobs_zoo)
     models = [formats.GeneratedModel(formats.io.load_state_dict(r.path)) for r in zoo.refs]

@@ -92,6 +92,16 @@ class ClassificationDomain(Domain):
 
     metric_name = "top-1 accuracy"
     recipe_class = ZooConfig
+    dataset_names = {
+        "fashion_mnist": "Fashion-MNIST",
+        "mnist": "MNIST",
+        "digits": "scikit-learn digits",
+        "cifar10": "CIFAR-10",
+        "cifar100": "CIFAR-100",
+        "imagenet": "ImageNet-1K",
+        "imagenet1k": "ImageNet-1K",
+        "synthetic": "synthetic data",
+    }
 
     def __init__(self, zoo: formats.Zoo, data_cfg=None, device: str | torch.device = "cpu",
                  batch_size: int | None = None):

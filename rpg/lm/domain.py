@@ -22,6 +22,7 @@ class LanguageModelDomain(Domain):
 
     metric_name = "accuracy"
     recipe_class = DoraZooConfig
+    table_module = "rpg.lm.table"                        # Table 3
 
     def __init__(self, zoo: formats.Zoo, data_cfg=None, device: str | torch.device = "cpu",
                  batch_size: int | None = None):

@@ -21,6 +21,7 @@ class SegmentationDomain(Domain):
     recipe_class = SegZooConfig
     dataset_names = {"nuclei": "DSB-2018 nuclei tiles (stardist wheel)", "blobs": "synthetic blobs",
                      "ade20k": "ADE20K"}
+    table_module = "rpg.segmentation.table"              # Table 2
 
     def __init__(self, zoo: formats.Zoo, data_cfg=None, device: str | torch.device = "cpu",
                  batch_size: int | None = None):

@@ -17,24 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from rpg import formats
+from rpg import domains, formats
 from rpg.errors import RPGInputError
-from rpg.tables import registry
 
 MIB = 2 ** 20
 
-# Printable dataset names for the `dataset` column (the eval JSON holds registry names). A domain's own datasets
-# are declared by the module that registers its table (`register_table(..., dataset_names=...)`).
-DATASET_NAMES = {
-    "fashion_mnist": "Fashion-MNIST",
-    "mnist": "MNIST",
-    "digits": "scikit-learn digits",
-    "cifar10": "CIFAR-10",
-    "cifar100": "CIFAR-100",
-    "imagenet": "ImageNet-1K",
-    "imagenet1k": "ImageNet-1K",
-    "synthetic": "synthetic data",
-}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -149,8 +136,7 @@ def generation(ev: dict[str, Any]) -> dict[str, Any]:
 
 def dataset_label(dataset: str, substitute_for: str | None) -> str:
     """'fashion_mnist', 'ImageNet-1K' -> 'Fashion-MNIST (substitute for ImageNet-1K)'."""
-    names = {**DATASET_NAMES, **registry.dataset_names()}
-    name = names.get(dataset.lower(), dataset)
+    name = domains.dataset_names().get(dataset.lower(), dataset)
     return f"{name} (substitute for {substitute_for})" if substitute_for else name
 
 

@@ -16,7 +16,7 @@ none of them (no cycle).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -36,7 +36,6 @@ class TableSpec:
     paper_columns: tuple[str, ...] = ()              # columns it must have (empty: every column)
     needs: tuple[str, ...] = ()                      # row inputs (ROW_INPUTS) the builder cannot do without
     claims: tuple[Any, ...] = ()                     # rpg.tables.judging.Claim objects judged from its CSV
-    dataset_names: Mapping[str, str] = field(default_factory=dict)   # dataset id -> printed name
 
     @property
     def buildable(self) -> bool:
@@ -60,13 +59,13 @@ def _add(spec: TableSpec) -> None:
 
 
 def register_table(table_id: str, *, plot: Callable[..., Any], description: str, paper_key: str = "label",
-                   paper_columns: tuple[str, ...] = (), needs: tuple[str, ...] = (), claims: tuple[Any, ...] = (),
-                   dataset_names: Mapping[str, str] | None = None) -> Callable:
+                   paper_columns: tuple[str, ...] = (), needs: tuple[str, ...] = (),
+                   claims: tuple[Any, ...] = ()) -> Callable:
     """Decorator: register the decorated function as the builder of `table_id` (returned unchanged)."""
 
     def register(builder: Callable[..., Any]) -> Callable[..., Any]:
         _add(TableSpec(table_id, builder, plot, description, paper_key, tuple(paper_columns), tuple(needs),
-                       tuple(claims), dict(dataset_names or {})))
+                       tuple(claims)))
         return builder
 
     return register
@@ -92,14 +91,3 @@ def builder_ids() -> list[str]:
 def all_claims() -> tuple[Any, ...]:
     """Every registered claim, in registration order."""
     return tuple(c for s in _TABLES.values() for c in s.claims)
-
-
-def dataset_names() -> dict[str, str]:
-    """Dataset id -> printed name, as the registering modules declare them (merged; a name declared twice must
-    agree)."""
-    out: dict[str, str] = {}
-    for spec in _TABLES.values():
-        for key, name in spec.dataset_names.items():
-            if out.setdefault(key, name) != name:
-                raise ValueError(f"dataset {key!r}: printed as {out[key]!r} and as {name!r} ({spec.id})")
-    return out

@@ -1,7 +1,7 @@
 """Table 3 (paper §3.2, "Results on commonsense reasoning"): DoRA adapters of a causal LM, original vs generated.
 
 One experiment per adapter rank (its eval JSON comes from the language-model domain: per-task accuracies in
-`breakdown`, the base model without adapter in `baseline`). Rows per rank, as the issue asks:
+`breakdown`, the base model without adapter in `baseline`). Rows per rank:
 
 - `base model (no adapter)`: the base LM alone;
 - `original`: the mean over the zoo's adapter checkpoints (the paper's "original" row);
