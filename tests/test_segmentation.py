@@ -128,8 +128,8 @@ def test_evaluate_and_table2_report_miou_macc_and_the_coco_columns(blobs_zoo, tm
     import pandas as pd
 
     from rpg.evaluation.evaluate import evaluate_zoo
-    from rpg.tables.builders import build_table, load_inputs
     from rpg.segmentation.table import COCO_STATUS
+    from rpg.tables.builders import build_table, load_inputs
 
     zoo = formats.read_zoo(blobs_zoo)
     models = [formats.GeneratedModel(formats.io.load_state_dict(r.path)) for r in zoo.refs]
