@@ -349,14 +349,14 @@ def test_memory_study_reader_names_file_and_key(tmp_path):
         formats.read_memory_study(path)
 
 
-def test_memory_script_runs_the_untrained_generation_alone(tmp_path):
-    """`benchmarks/memory.py --methods '' --rpg-generate SIZE:PRESET` (rule fig8_generation): one child process
+def test_memory_study_runs_the_untrained_generation_alone(tmp_path):
+    """`rpg memory-study --methods '' --rpg-generate SIZE:PRESET` (rule fig8_generation): one child process
     samples one whole model of SIZE under the cap and the study holds that record only (no curves, no plot)."""
     import subprocess
     import sys
 
     out = tmp_path / "gen.json"
-    subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "memory.py"),
+    subprocess.run([sys.executable, "-m", "rpg", "memory-study",
                     "--methods", "", "--rpg-generate", "cnn_m_mini:tiny", "--rpg-chunk", "3", "--steps", "2",
                     "--cap-gib", "6", "--out", str(out)], check=True, capture_output=True, text=True)
     study = formats.read_memory_study(out)
