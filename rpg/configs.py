@@ -12,7 +12,8 @@ Semantics (one for all three):
 - a `--set` value is parsed against the declared type of the field it sets:
   `str` keeps the text as it is (`--set x=none` is the string "none");
   `X | None` accepts `none`/`null` (any case) as None, anything else is parsed as X;
-  `bool` accepts true/false, yes/no, on/off, 1/0; `int`/`float` accept numbers (`1e-4`, `2`);
+  `bool` accepts true/false, yes/no, on/off, 1/0; `int` integers (`2`, not `2.0` or `1e3`);
+  `float` numbers (`1e-4`, `2`);
   lists and mappings are JSON (`[1, 2]`, `{"a": 1}`); fields typed `dict` or `Any` take JSON when it parses,
   else the text;
 - paths are dotted: `train.steps`, `save.lr`, list items by index (`phases.0.epochs`), keys inside a free-form
@@ -65,6 +66,9 @@ def _split_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
+_INT_LIMIT = 2 ** 63
+
+
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -88,6 +92,9 @@ def parse_text(text: str, hint: Any, key: str) -> Any:
             value = json.loads(text)
         except json.JSONDecodeError:
             raise RPGInputError(f"{key}: expected a number, got {text!r}") from None
+        if base is int and isinstance(value, float):
+            # 1e30 would pass as an "integral" float: an integer field takes integer notation only
+            raise RPGInputError(f"{key}: expected an integer, got {text!r}")
         return check_value(value, hint, key)
     try:
         value = json.loads(text)
@@ -126,6 +133,9 @@ def check_value(value: Any, hint: Any, key: str) -> Any:
             isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         ):
             raise RPGInputError(f"{key}: expected an integer, got {value!r}")
+        if abs(value) >= _INT_LIMIT:
+            # no count, size or seed here can be that large; torch and numpy cannot even hold it (int64)
+            raise RPGInputError(f"{key}: {value!r} is out of range (|value| < 2**63)")
         return int(value)
     if base is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -21,6 +21,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -339,6 +340,34 @@ def check_writable(out: str | os.PathLike) -> None:
                                 "manifest; refusing to replace it (choose an empty or new folder)")
 
 
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Fail before any work when a file cannot be written at `path` (it is written through a sibling temporary
+    file, `io.atomic_path`): not a folder, and its nearest existing ancestor a writable folder, not a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise RPGInputError(f"{flag} {path}: is a folder (expected a file path)")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise RPGInputError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RPGInputError(f"{flag} {path}: {parent} is not writable")
+    return path
+
+
+def check_replaceable(out: str | os.PathLike, own: Callable[[str], bool], what: str, flag: str = "--out",
+                      swapped: bool = False) -> Path:
+    """Fail before any work unless the folder `out` is new, empty, or holds only files this command writes
+    (`own(name)` for every entry, no subfolders): a command that replaces or writes into a folder must neither
+    destroy nor litter one it did not write (a zoo, a run, someone's notes)."""
+    out = io.check_output_dir(out, flag, swapped=swapped)
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.is_dir() or not own(p.name))
+        if foreign:
+            raise RPGInputError(f"{flag} {out}: holds {foreign[0]!r}, which {what} does not write; refusing to "
+                                "write there (choose an empty or new folder)")
+    return out
+
+
 def write_generated(out: str | os.PathLike, models: Iterable[GeneratedModel],
                     info: dict[str, Any] | Callable[[], dict[str, Any]]) -> list[Path]:
     """Write a generated set: GEN/[condition/]generated_NNN.safetensors + GEN/manifest.json (rpg-generated/1).
@@ -432,7 +461,24 @@ def _stats(block: Any, where: str) -> dict[str, Any]:
     if block["n"] != len(accs):
         raise RPGInputError(f"{where}.n={block['n']!r} but {len(accs)} accuracies are listed")
     out["n"] = len(accs)
+    _check_summary(out, where)
     return out
+
+
+# `rpg evaluate` rounds every per-model value and every statistic (of the unrounded values) to 2 decimals, so a
+# statistic recomputed from the listed values may differ by two half-units of that rounding; more is a summary
+# that does not describe its own values (hand-edited or mixed from two files) and would be copied into a table.
+SUMMARY_TOLERANCE = 0.0101
+
+
+def _check_summary(block: dict[str, Any], where: str) -> None:
+    a = block["accuracies"]
+    recomputed = {"best": max(a), "mean": statistics.fmean(a), "min": min(a), "median": statistics.median(a),
+                  "std": statistics.pstdev(a)}
+    for key, value in recomputed.items():
+        if abs(block[key] - value) > SUMMARY_TOLERANCE:
+            raise RPGInputError(f"{where}.{key}={block[key]} disagrees with its {len(a)} accuracies "
+                                f"({key} {value:.4f})")
 
 
 def read_eval(path: str | os.PathLike) -> dict[str, Any]:

@@ -405,17 +405,17 @@ def test_originals_cache_hits_only_for_the_same_checkpoints_and_code(digits_zoo,
     second = evaluate_zoo(zoo, gen, **kw)
     assert len(scored) == 1                                   # the generated model only
     assert second["original"] == first["original"] and second["similarity"] == first["similarity"]
-    # a re-saved checkpoint (new mtime) is a miss: every original is scored again, under a new key
-    ref = formats.read_zoo(zoo).refs[0].path
-    save_state_dict(ref, load_state_dict(ref))
+    # a checkpoint with other weights is a miss: every original is scored again, under a new key
+    refs = formats.read_zoo(zoo).refs
+    save_state_dict(refs[0].path, load_state_dict(refs[1].path))
     scored.clear()
-    evaluate_zoo(zoo, gen, **kw)
+    changed = evaluate_zoo(zoo, gen, **kw)
     assert len(scored) == n + 1 and len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
     # a truncated cache file is a miss, not an error
     for f in (tmp_path / "cache").glob("*.safetensors"):
         f.write_bytes(f.read_bytes()[:40])
     scored.clear()
-    assert evaluate_zoo(zoo, gen, **kw)["original"] == first["original"] and len(scored) == n + 1
+    assert evaluate_zoo(zoo, gen, **kw)["original"] == changed["original"] and len(scored) == n + 1
     monkeypatch.setenv("RPG_CACHE_DIR", "")
     assert cache.cache_dir() is None
     scored.clear()
@@ -427,10 +427,11 @@ def test_originals_cache_round_trip(tmp_path):
     from rpg.evaluation.cache import read_outcomes, write_outcomes
     outs = [Outcome(metric=91.5, mistakes=torch.tensor([True, False, True]), breakdown={"0": 50.0}),
             Outcome(metric=12.25, mistakes=torch.tensor([False, False, True]), extra={"mAcc": 3.0})]
-    write_outcomes(tmp_path / "c.safetensors", outs)
-    back = read_outcomes(tmp_path / "c.safetensors", 2)
+    write_outcomes(tmp_path / "c.safetensors", outs, "k")
+    back = read_outcomes(tmp_path / "c.safetensors", 2, "k")
     assert [o.metric for o in back] == [91.5, 12.25]
     assert all(torch.equal(a.mistakes, b.mistakes) for a, b in zip(back, outs))
     assert [o.breakdown for o in back] == [{"0": 50.0}, None] and [o.extra for o in back] == [None, {"mAcc": 3.0}]
-    assert read_outcomes(tmp_path / "c.safetensors", 3) is None          # another set of originals
-    assert read_outcomes(tmp_path / "absent.safetensors", 2) is None
+    assert read_outcomes(tmp_path / "c.safetensors", 3, "k") is None          # another set of originals
+    assert read_outcomes(tmp_path / "c.safetensors", 2, "other") is None      # recorded under another key
+    assert read_outcomes(tmp_path / "absent.safetensors", 2, "k") is None

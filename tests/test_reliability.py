@@ -219,6 +219,33 @@ def test_sigkill_three_times_then_finish_is_byte_identical(zoo, tmp_path):
     assert same_bytes(run / "generator.safetensors", tmp_path / "ref" / "generator.safetensors")
 
 
+def test_a_resume_follows_the_recorded_thread_count(zoo, tmp_path):
+    """A run saved with 2 threads and resumed with `--threads 1` finishes with the bytes of an uninterrupted 2-thread
+    run (CPU kernels reduce in another order at another thread count)."""
+    extra = {"train.steps": "30", "train.save_every": "3"}
+    args = ["train", "--checkpoints", zoo, "--preset", "tiny", "--device", "cpu", "--quiet", *sets(**extra)]
+    ref = cli(*args, "--threads", "2", "--out", tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "sitecustomize.py").write_text(GATE)
+    mark, run = tmp_path / "gated", tmp_path / "run"
+    child_env = {**env(), "PYTHONPATH": f"{gate}{os.pathsep}{ROOT}", "RPG_TEST_GATE_SAVES": "4",
+                 "RPG_TEST_GATE_MARK": str(mark)}
+    p = subprocess.Popen([sys.executable, "-m", "rpg", *map(str, args), "--threads", "2", "--out", str(run)],
+                         env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not mark.exists() and p.poll() is None:
+        time.sleep(0.01)
+    assert p.poll() is None, f"the child exited ({p.returncode}) before its gate"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 12
+    r = cli(*args, "--threads", "1", "--out", run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert io.read_json(run / "meta.json")["threads"] == 2
+    assert same_bytes(run / "generator.safetensors", tmp_path / "ref" / "generator.safetensors")
+
+
 # ------------------------------------------------------------------------------------ 2. generate numbers
 @pytest.mark.parametrize("opts, option", [
     (["--chunk-size", "-1"], "--chunk-size"),

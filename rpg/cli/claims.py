@@ -17,6 +17,7 @@ from rpg.tables.claims import (
     update_readme,
     write_claims,
 )
+from rpg.tables.registry import TABLES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", metavar="NAME",
                    help="the scale the tables were built at, reported for a table whose CSV has no scale column "
                         "(the Fig. 8 memory benchmark); the workflow passes its configured scale")
+    p.add_argument("--expect", nargs="+", action="append", default=[], metavar="ITEM",
+                   help="TABLE LABEL [LABEL ...]: the labels of the rows a table must have (its configured rows; "
+                        "repeat per table). A claim reading a table with a row missing, duplicated or not "
+                        "expected is inconclusive. Without it only duplicate rows are caught. Tables with a row "
+                        "column: " + ", ".join(t for t, s in TABLES.items() if s.row_column))
     p.add_argument("--readme", metavar="MD",
                    help="also rewrite the claims summary between the claims markers of this file (the README's "
                         "table index), linking to --md")
@@ -48,6 +54,21 @@ def _readme(args: argparse.Namespace, report, md) -> None:
     link = Path(os.path.relpath(Path(md).resolve(), Path(args.readme).resolve().parent)).as_posix()
     update_readme(args.readme, readme_summary(report, link))
     print(f"rewrote the claims summary in {args.readme}")
+
+
+def _expectations(items: list[list[str]]) -> dict[str, list[str]]:
+    expect: dict[str, list[str]] = {}
+    for table, *labels in items:
+        spec = TABLES.get(table)
+        if spec is None or spec.row_column is None:
+            raise RPGInputError(f"--expect {table}: not a table with a row column (known: "
+                                f"{', '.join(t for t, s in TABLES.items() if s.row_column)})")
+        if not labels:
+            raise RPGInputError(f"--expect {table}: give the labels of its rows after the table name")
+        if table in expect:
+            raise RPGInputError(f"--expect {table}: given twice")
+        expect[table] = labels
+    return expect
 
 
 def _main(args: argparse.Namespace) -> None:
@@ -66,7 +87,7 @@ def _main(args: argparse.Namespace) -> None:
         if not path.is_file():
             raise RPGInputError(f"--tables {path}: no such file")
         tables[path.stem] = read_table(path)
-    report = evaluate_claims(tables, scale=args.scale)
+    report = evaluate_claims(tables, scale=args.scale, expect=_expectations(args.expect))
     write_claims(report, args.out, md)
     if args.readme:
         _readme(args, report, md)

@@ -11,7 +11,7 @@ from pathlib import Path
 from rpg.cli.common import add_threads_arg, run
 from rpg.configs import parse_overrides
 from rpg.errors import RPGInputError
-from rpg.io import read_json
+from rpg.io import check_output_dir, read_json
 from rpg.runtime import set_threads
 from rpg.zoos import architectures as archs
 from rpg.zoos import recipes as zoos
@@ -141,6 +141,20 @@ def resolve_config(args: argparse.Namespace):
     return cfg, DataConfig.from_sources(data_over)
 
 
+def _check_out(out: Path) -> Path:
+    """--out before any training: a folder (or a new one) that is not another command's output."""
+    from rpg.formats import GENERATED_FORMAT, RUN_FORMAT, manifest_format
+
+    check_output_dir(out)
+    if out.is_dir():
+        fmt = manifest_format(out)
+        run_files = ("run.json", "generator.safetensors", "train_state.pt")     # a run, finished or not
+        if fmt in (RUN_FORMAT, GENERATED_FORMAT) or any((out / f).is_file() for f in run_files):
+            raise RPGInputError(f"--out {out}: holds a {fmt or RUN_FORMAT!r} folder, not a zoo; refusing to write a "
+                                "zoo into it (choose another --out)")
+    return out
+
+
 def _main(args: argparse.Namespace) -> None:
     import json
 
@@ -152,8 +166,8 @@ def _main(args: argparse.Namespace) -> None:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return
+    out = _check_out(Path(args.out) if args.out else Path("runs/zoos") / cfg.name)
     set_threads(args.threads)
-    out = Path(args.out) if args.out else Path("runs/zoos") / cfg.name
     t0 = time.time()
     # one path for every domain: the recipe's class collects (rpg.domains: each domain's recipe_class)
     folders = cfg.collect(out, data_cfg, args.device, progress=False if args.no_progress else None)

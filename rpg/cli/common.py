@@ -5,6 +5,7 @@ Threads, devices and precision themselves are library concerns (rpg.runtime)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -12,13 +13,21 @@ from rpg.errors import RPGInputError
 
 
 def run(main_fn: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
-        argv: list[str] | None) -> int:
+        argv: list[str] | None, interrupted: str = "interrupted") -> int:
     """Parse `argv`, run `main_fn`; bad input becomes one `error:` line and exit status 2 (argparse's own
-    errors too: one line, without the usage block, so a log shows the fault and not a wall of options)."""
-    def one_line_error(message: str):
-        print(f"error: {parser.prog}: {message}", file=sys.stderr)
-        raise SystemExit(2)
-    parser.error = one_line_error
+    errors too: one line, without the usage block, so a log shows the fault and not a wall of options).
+    Ctrl-C (SIGINT) becomes the one line `interrupted` and the shell's status for it, 130: outputs are written
+    atomically, so there is nothing to report but what a rerun will do."""
+    def one_line_errors(p: argparse.ArgumentParser) -> None:
+        def one_line_error(message: str):
+            print(f"error: {p.prog}: {message}", file=sys.stderr)
+            raise SystemExit(2)
+        p.error = one_line_error
+        for action in p._actions:          # subcommands (`rpg lm model`) parse with parsers of their own
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    one_line_errors(sub)
+    one_line_errors(parser)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
@@ -28,6 +37,9 @@ def run(main_fn: Callable[[argparse.Namespace], None], parser: argparse.Argument
     except RPGInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: {interrupted}", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -53,8 +65,18 @@ def seed_arg(text: str) -> int:
     return int_in(0, MAX_SEED - 1)(text)
 
 
+# Far more threads than cores only slows torch down, and past the process's thread limit OpenMP cannot start
+# them and the process dies (a segfault, not an error): refuse such a count while parsing.
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+
+
+def threads_arg(text: str) -> int:
+    """--threads: 1..MAX_THREADS."""
+    return int_in(1, MAX_THREADS)(text)
+
+
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--threads", type=int_in(1), default=None,
+        "--threads", type=threads_arg, default=None,
         help="torch CPU threads (default: the machine's idle cores, measured over 0.3 s, at least 1: every "
         "core on an otherwise idle machine, fewer on a busy one so OpenMP does not oversubscribe it)")

@@ -7,7 +7,7 @@ import math
 import sys
 import time
 
-from rpg.cli.common import add_threads_arg
+from rpg.cli.common import add_threads_arg, int_in
 from rpg.errors import RPGInputError
 from rpg.evaluation.evaluate import evaluate_zoo
 from rpg.evaluation.similarity import PAPER_NOISE_LEVELS
@@ -48,13 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--noise-repeats",
-        type=int,
+        type=int_in(0),
         default=5,
         help="noised copies per level, drawn from evenly spaced originals (default: 5)",
     )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=int_in(1),
         default=None,
         help="evaluation batch size (default: the zoo's eval_batch_size, else 1000)",
     )
@@ -74,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(args: argparse.Namespace) -> None:
     from rpg.configs import parse_overrides
-    from rpg.formats import write_eval
+    from rpg.formats import check_output_file, write_eval
     from rpg.zoos.datasets import DATA_KEYS, DataConfig
 
+    check_output_file(args.out)             # before the scoring, not after it
     overrides = parse_overrides(args.overrides)
     bad = [k for k in overrides if k not in DATA_KEYS]
     if bad:

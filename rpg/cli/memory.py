@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rpg import io
 from rpg.cli.common import add_threads_arg, int_in
 from rpg.cli.common import run as run_cli
 from rpg.configs import parse_overrides
@@ -38,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> None:
+    from rpg.formats import check_output_file
     from rpg.generator.cost import token_size_sweep, write_sweep
-    io.check_output_dir(Path(args.out).parent, flag="--out")
+    check_output_file(args.out, "--out")
+    check_output_file(args.plot or Path(args.out).with_suffix(".png"), "--plot")
     threads = set_threads(args.threads)
     device = resolve_device(args.device)
     result = token_size_sweep(args.checkpoints, args.token_sizes, args.preset, parse_overrides(args.set),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rpg.cli.common import int_in, run
+from rpg.cli.common import int_in, run, threads_arg
 from rpg.errors import RPGInputError
 from rpg.memory_study import METHODS, SIZES, machine_memory_gib, run_study
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int_in(1), default=1, help="checkpoints per step (default 1)")
     p.add_argument("--timeout", type=int_in(1), default=900,
                    help="seconds per run before it is recorded as timeout")
-    p.add_argument("--threads", type=int_in(1), help="OMP threads of each child (default: torch's choice)")
+    p.add_argument("--threads", type=threads_arg, help="OMP threads of each child (default: torch's choice)")
     p.add_argument("--rpg-generate", metavar="SIZE:PRESET",
                    help="also sample one model of SIZE from an untrained RPG generator of PRESET in partial mode "
                         "(e.g. convnext_large:large), --steps DDIM steps, time projected to the preset's steps; "
@@ -57,6 +57,10 @@ def _main(args: argparse.Namespace) -> None:
         raise RPGInputError(f"--methods: unknown method in {', '.join(bad)} (known: {', '.join(REGISTRY)})")
     if args.rpg_generate and args.rpg_generate.partition(":")[0] not in SIZES:
         raise RPGInputError(f"--rpg-generate {args.rpg_generate}: unknown size (known: {', '.join(SIZES)})")
+    from rpg.formats import check_output_file
+    for flag, path in (("--out", args.out), ("--csv", args.csv), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, flag)          # before hours of measuring
     study = run_study(args.out, sizes, methods, int(args.cap_gib * 2 ** 30), args.steps, args.batch, args.timeout,
                       args.threads, args.rpg_generate, args.rpg_chunk, args.csv, args.plot,
                       log=lambda line: print(line, flush=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -60,6 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_output(option: str, path: Path) -> None:
+    """Before anything is built: an output must be a file in a folder (existing or creatable), so that a bad
+    --plot never leaves the CSV written alone."""
+    if path.is_dir():
+        raise RPGInputError(f"{option} {path}: is a folder, give a file path")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RPGInputError(f"{option} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RPGInputError(f"{option} {path}: cannot write in {parent}")
+
+
 def _main(args: argparse.Namespace) -> None:
     pairs = [pair.rpartition("=")[::2] for pair in args.memory_size]      # 'ResNet-18=resnet18' -> (col, size)
     for pair, (column, size) in zip(args.memory_size, pairs):
@@ -69,9 +84,11 @@ def _main(args: argparse.Namespace) -> None:
         if not GROUP_PATTERN.match(group):
             raise RPGInputError(f"--groups: {group!r} is not a printable one-line name")
     sizes = dict(pairs)
+    plot = args.plot or Path(args.out).with_suffix(".png")
+    for option, path in (("--out", args.out), ("--plot", plot)):
+        _check_output(option, Path(path))
     inputs = load_inputs(args.table, args.metrics, args.labels, args.paper, args.scale, args.title, args.runs,
                          args.memory, sizes, zoos=args.zoos, generated=args.generated, groups=args.groups)
-    plot = args.plot or Path(args.out).with_suffix(".png")
     table = build_table(args.table, inputs, args.out, plot)
     print(f"wrote {args.out} ({len(table)} rows) and {plot}")
 

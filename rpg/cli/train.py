@@ -7,6 +7,8 @@ then reads the method from there.
 from __future__ import annotations
 
 import argparse
+import fcntl
+from pathlib import Path
 
 from rpg import io
 from rpg.cli.common import add_threads_arg, int_in
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="if --out holds a run saved with another config or zoo, start over instead of failing "
                         "(the workflow passes it: Snakemake reruns training when its settings change)")
     add_threads_arg(p)
-    return run_cli(_train_cli, p, argv)
+    return run_cli(_train_cli, p, argv, interrupted="interrupted; rerunning the same command resumes the run from "
+                   "its last saved state (train.save_every), if it saved one")
 
 
 def _train_cli(args: argparse.Namespace) -> None:
@@ -55,8 +58,39 @@ def _train_cli(args: argparse.Namespace) -> None:
     settings = FitSettings(preset=args.preset, config_file=args.config, overrides=parse_overrides(args.set),
                            device=device, restart_on_change=args.restart_on_change, eval_every=args.eval_every,
                            eval_hook=lambda zoo: make_eval_fn(zoo, device), quiet=args.quiet)
-    out = method.fit(args.checkpoints, args.out, settings)
+    created = _missing_dirs(Path(args.out))
+    try:
+        out = method.fit(args.checkpoints, args.out, settings)
+    except BaseException:
+        _remove_empty(created)
+        raise
     print(f"wrote {out}")
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first (what a fit's mkdir will create)."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """A fit that failed before writing anything (an unreadable zoo, a bad config) leaves no run folder that
+    holds only its lock file: remove the folders this call created while they are empty but for it."""
+    if created and created[0].is_dir() and [p.name for p in created[0].iterdir()] == [".lock"]:
+        with open(created[0] / ".lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:      # another `rpg train` took the folder meanwhile: it is its lock
+                return
+            (created[0] / ".lock").unlink()
+    for d in created:
+        try:
+            d.rmdir()
+        except OSError:          # not empty (the fit wrote something to resume from), or already gone
+            return
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@ up to ten sets per zoo, and scoring 50 originals was most of each job (30-60 s o
 The outcomes (metric, per-sample mistakes, breakdown, extra metrics) are kept in one safetensors file per key:
 
   key = sha256(cache format, torch version, the source of the `rpg` package, the domain's fingerprint (its
-        architecture, test data and evaluation settings), and per original: resolved path, size, mtime, task)
+        architecture, test data and evaluation settings), and per original: resolved path, sha256 of its bytes,
+        task)
 
-so any change to a checkpoint, the test data, the scoring code or its settings is a miss, never a stale hit.
+so any change to a checkpoint (its content, not its size or mtime, which a copy can keep), the test data, the
+scoring code or its settings is a miss, never a stale hit. Every file records its key and is read only under it:
+a file renamed, copied or edited onto another key is a miss, scored again and overwritten.
 A domain whose `fingerprint()` is None (segmentation, language models: their data lives outside the process) is not
 cached. Location: $RPG_CACHE_DIR, else $XDG_CACHE_HOME/rpg/originals, else ~/.cache/rpg/originals; `RPG_CACHE_DIR=`
 (empty) turns it off. Files are written atomically, so parallel jobs that miss together both write the same
@@ -27,7 +30,7 @@ import torch
 from rpg import formats
 from rpg.domains import Domain, Outcome
 
-CACHE_FORMAT = "rpg-originals-cache/1"
+CACHE_FORMAT = "rpg-originals-cache/2"
 
 
 def cache_dir() -> Path | None:
@@ -57,18 +60,27 @@ def cache_key(domain: Domain, refs: list[formats.ModelRef]) -> str | None:
     h = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, "torch": torch.__version__, "code": code_digest(),
                                    "domain": type(domain).__qualname__, "data": fingerprint}).encode())
     for r in refs:
-        st = r.path.stat()
-        h.update(f"\0{r.path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{r.task}".encode())
+        h.update(f"\0{r.path.resolve()}\0{file_digest(r.path)}\0{r.task}".encode())
     return h.hexdigest()
 
 
-def write_outcomes(path: str | os.PathLike, outcomes: list[Outcome]) -> None:
-    """The one writer of the cache format: metrics (O,) float64, mistakes (O, N) bool, the rest as JSON."""
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (a zoo's checkpoints are read once per `rpg evaluate`)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_outcomes(path: str | os.PathLike, outcomes: list[Outcome], key: str) -> None:
+    """The one writer of the cache format: metrics (O,) float64, mistakes (O, N) bool, the rest (and the key the
+    outcomes belong to) as JSON."""
     from rpg.io import atomic_path, safetensors_bytes
     tensors = {"metric": torch.tensor([o.metric for o in outcomes], dtype=torch.float64)}
     if outcomes and all(o.mistakes is not None for o in outcomes):
         tensors["mistakes"] = torch.stack([o.mistakes.bool().cpu() for o in outcomes])
-    meta = {"format": CACHE_FORMAT,
+    meta = {"format": CACHE_FORMAT, "key": key,
             "extra": json.dumps([o.extra for o in outcomes]),
             "breakdown": json.dumps([o.breakdown for o in outcomes])}
     data = safetensors_bytes(tensors, meta)
@@ -76,13 +88,14 @@ def write_outcomes(path: str | os.PathLike, outcomes: list[Outcome]) -> None:
         tmp.write_bytes(data)
 
 
-def read_outcomes(path: str | os.PathLike, n: int) -> list[Outcome] | None:
-    """The outcomes of a cache file, or None (a miss) when it is absent, unreadable or not `n` models long."""
+def read_outcomes(path: str | os.PathLike, n: int, key: str) -> list[Outcome] | None:
+    """The outcomes of a cache file, or None (a miss) when it is absent, unreadable, recorded under another key
+    or not `n` models long."""
     from safetensors import safe_open
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-            if meta.get("format") != CACHE_FORMAT:
+            if meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
                 return None
             metric = f.get_tensor("metric").tolist()
             mistakes = f.get_tensor("mistakes") if "mistakes" in f.keys() else None
@@ -102,13 +115,13 @@ def cached_scores(domain: Domain, refs: list[formats.ModelRef], score_all) -> li
     if key is None:
         return score_all(refs)
     path = where / f"{key}.safetensors"
-    hit = read_outcomes(path, len(refs))
+    hit = read_outcomes(path, len(refs), key)
     if hit is not None:
         return hit
     outcomes = score_all(refs)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_outcomes(path, outcomes)
+        write_outcomes(path, outcomes, key)
     except OSError:   # a read-only or full cache location only costs the next job the same work
         pass
     return outcomes

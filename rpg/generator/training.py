@@ -241,9 +241,14 @@ def _train(cfg: RPGConfig, zoo_dir, run_dir: Path, device: str, eval_fn, eval_nu
         step = st["step"]
         if not quiet and rank == 0:
             print(f"resuming {run_dir} from step {step}")
-        if rank == 0 and st.get("threads") not in (None, threads):
-            print(f"note: {state_path} was trained with {st['threads']} threads, this process uses {threads}: "
-                  "the result will not be bit-identical to an uninterrupted run")
+        if st.get("threads") not in (None, threads):
+            # CPU kernels sum in another order at another thread count: follow the recorded count, so a resumed
+            # run ends with the bytes an uninterrupted one would have
+            if rank == 0:
+                print(f"note: {state_path} was trained with {st['threads']} threads; resuming with {st['threads']} "
+                      f"(not {threads}) so the result is bit-identical to an uninterrupted run")
+            threads = int(st["threads"])
+            torch.set_num_threads(threads)
     ddp_model = model
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(

@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 
+from rpg import formats, io
 from rpg.errors import RPGInputError
 from rpg.lm.config import LM_MODELS, AdapterConfig
 
@@ -53,11 +55,27 @@ def load_shipped_tokenizer(model_id: str):
     return AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf)
 
 
+# What `convert_shipped` (transformers' save_pretrained) writes into a model folder, and its own marker: a folder
+# holding anything else is not ours to replace.
+MODEL_MARKER = "rpg_lm_model.json"
+_MODEL_FILES = re.compile(r"config\.json|generation_config\.json|model(-\d+-of-\d+)?\.safetensors"
+                          r"|model\.safetensors\.index\.json|tokenizer(_config)?\.json|special_tokens_map\.json"
+                          r"|vocab\.json|merges\.txt|added_tokens\.json|chat_template\.jinja|tokenizer\.model"
+                          + "|" + re.escape(MODEL_MARKER))
+
+
+def check_model_out(out: str | os.PathLike) -> Path:
+    """--out of `rpg lm model`: new, empty, or a model folder this command wrote (it is replaced whole)."""
+    return formats.check_replaceable(out, lambda name: _MODEL_FILES.fullmatch(name) is not None,
+                                     "`rpg lm model`", swapped=True)
+
+
 def convert_shipped(model_id: str, out: str | os.PathLike) -> Path:
     """GGUF -> OUT/{config.json, model.safetensors (fp32), tokenizer files}; the folder is swapped in whole.
 
     transformers refuses `save_pretrained` on a model loaded from GGUF (it keeps a quantization config), so the
     dequantised weights are loaded into a fresh model built from the plain config and that one is saved."""
+    check_model_out(out)              # before the (slow) conversion, and again before the swap
     from transformers import AutoConfig, AutoModelForCausalLM
 
     folder, gguf = shipped_gguf(model_id)
@@ -78,10 +96,12 @@ def convert_shipped(model_id: str, out: str | os.PathLike) -> Path:
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
+        io.write_json(tmp / MODEL_MARKER, {"format": "rpg-lm-model/1", "name": model_id})
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)        # mkdtemp makes 0700; other users (DVC, a shared cache) must read it
         if out.exists():
+            check_model_out(out)      # nothing else appeared there during the conversion
             shutil.rmtree(out)
         os.replace(tmp, out)
     finally:

@@ -98,6 +98,7 @@ TAB3 = Claim("tab3", "Generated DoRA adapters match the originals", ("table3",),
 
 
 @register_table("table3", plot=plot_table3, paper_key="id", claims=(TAB3,),
+                domain=("language_model", "accuracy"), row_column="label", unique_rows=False,
                 description="DoRA adapters per rank: base model, original, generated (paper Table 3)")
 def table3(inputs: TableInputs) -> pd.DataFrame:
     out = []

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from rpg import formats
 from rpg.errors import RPGInputError
 from rpg.io import atomic_path
 from rpg.lm.config import LM_TASKS
@@ -125,13 +126,24 @@ def task_yaml(name: str, folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _own_task_file(name: str) -> bool:
+    # the splits, a task YAML, and the temporary files of an interrupted atomic write
+    return (name in {f"{s}.jsonl" for s in SPLITS} or name in {f"{t}.yaml" for t in LM_TASKS}
+            or (name.startswith(".") and name.endswith(".tmp")))
+
+
+def check_task_out(out: str | os.PathLike) -> Path:
+    """--out of `rpg lm task`: new, empty, or a task folder this command wrote (its files are rewritten)."""
+    return formats.check_replaceable(out, _own_task_file, "`rpg lm task`")
+
+
 def write_task(name: str, out: str | os.PathLike, num_test: int = 100, seed: int = 0) -> dict[str, int]:
     """OUT/train.jsonl, OUT/test.jsonl and OUT/<name>.yaml (written last: the rule's output)."""
     if name not in SOURCES:
         raise RPGInputError(f"--name {name}: unknown task (known: {', '.join(LM_TASKS)})")
-    out = Path(out)
+    out = check_task_out(out)
+    splits = split_items(SOURCES[name](), num_test, seed)     # a bad --num-test leaves no folder behind
     out.mkdir(parents=True, exist_ok=True)
-    splits = split_items(SOURCES[name](), num_test, seed)
     for s in SPLITS:
         with atomic_path(out / f"{s}.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in splits[s]))

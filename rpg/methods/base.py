@@ -202,6 +202,25 @@ class Method(Protocol):
 
 
 # ------------------------------------------------------------------------------------------------ generate
+def _check_fits(run_dir: str | os.PathLike, num: int) -> None:
+    """Refuse a --num whose models cannot fit in this machine's memory, before sampling: one condition's `num`
+    models are sampled together and held until written, at least 4 bytes (float32) per generated parameter, so
+    a huge --num would otherwise fail deep inside torch on a terabyte allocation."""
+    meta = formats.read_run_meta(run_dir, required=False) or {}
+    params = meta.get("num_params")
+    if isinstance(params, bool) or not isinstance(params, int) or params <= 0:
+        return                                     # a run without the count: nothing to estimate from
+    need = num * params * 4
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return
+    if need > memory:
+        raise RPGInputError(f"--num {num}: {num} models of {params:,} parameters need at least {need / 2**30:,.1f} "
+                            f"GiB at once, more than this machine's {memory / 2**30:,.1f} GiB of memory; "
+                            "generate fewer per call (into separate --out folders)")
+
+
 def generate(run_dir: str | os.PathLike, out_dir: str | os.PathLike, num: int, seed: int,
              conditions: ConditionSpec | str = "none", options: SampleOptions | None = None,
              device: str = "cpu") -> list[Path]:
@@ -216,6 +235,7 @@ def generate(run_dir: str | os.PathLike, out_dir: str | os.PathLike, num: int, s
     method = get_method(run["method"], where=f"{Path(run_dir) / 'run.json'}: method")
     info = method.info(run_dir)
     conds = expand(spec, info, run_dir)
+    _check_fits(run_dir, num)
     opts = method.resolve(run_dir, options or SampleOptions(), device)
     zoo = info.zoo
     provenance = {

@@ -114,6 +114,7 @@ TAB2 = Claim("tab2", "Generated segmentation models match the originals", ("tabl
 
 
 @register_table("table2", plot=plot_table2, paper_key="method", paper_columns=PAPER_COLUMNS, claims=(TAB2,),
+                domain=("segmentation", "mIoU"), row_column="model", unique_rows=False,
                 description="original vs generated segmentation mIoU/mAcc, COCO column (paper Table 2)")
 def table2(inputs: TableInputs) -> pd.DataFrame:
     row = _one_row(inputs)

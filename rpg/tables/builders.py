@@ -41,7 +41,7 @@ from rpg.tables.common import (
     read_run_summary,
     zoom,
 )
-from rpg.tables.judging import MATCH_WITHIN, Claim, Finding, Missing, num, verdict
+from rpg.tables.judging import MATCH_WITHIN, Claim, Finding, Missing, needed, num, verdict
 from rpg.tables.registry import get_table, register_table
 
 # Table 1: columns as the paper prints them, then provenance, counts and the paper's numbers.
@@ -108,7 +108,9 @@ def _gaps(df: pd.DataFrame, name: str, original: str, generated: str) -> list[tu
 
 def judge_table1(t: dict[str, pd.DataFrame]) -> Finding:
     df = t["table1"]
-    ours = _gaps(df, "architecture", "original", "average")
+    # every row needs both numbers: a row dropped for a blank or nan average would let the rest hold
+    ours = [(r["architecture"], needed(r, "average", r["architecture"]) - needed(r, "original", r["architecture"]))
+            for _, r in df.iterrows()]
     if not ours:
         raise Missing("no row with an original and a generated average")
     paper = _gaps(df, "architecture", "paper_original", "paper_average")
@@ -127,7 +129,7 @@ TAB1 = Claim("tab1", "Generated models match the originals (ImageNet classifiers
 
 
 @register_table("table1", plot=plot_table1, paper_key="architecture", paper_columns=TABLE1_PAPER_COLUMNS,
-                claims=(TAB1,),
+                claims=(TAB1,), domain=("classification", "top-1 accuracy"), row_column="architecture",
                 description="original vs generated accuracy across architectures (paper Table 1)")
 def table1(inputs: TableInputs) -> pd.DataFrame:
     rows = []
@@ -257,6 +259,16 @@ def _folder(option: str, path: str | os.PathLike | None) -> Path | None:
     return Path(path)
 
 
+def _read_eval(spec, path: str | os.PathLike) -> dict:
+    """An eval file of the domain and metric the table reports (a segmentation file in Table 1 would print mIoU
+    as top-1 accuracy)."""
+    ev = read_eval(path)
+    if spec.domain is not None and (ev.get("domain"), ev.get("metric")) != spec.domain:
+        raise RPGInputError(f"{path}: an evaluation of domain {ev.get('domain')!r}, metric {ev.get('metric')!r}; "
+                            f"table {spec.id} reads {spec.domain[0]!r} ({spec.domain[1]})")
+    return ev
+
+
 def load_inputs(builder: str, metrics: list[str | os.PathLike], labels: list[str] | None = None,
                 paper: str | os.PathLike | None = None, scale: str = "mini", title: str | None = None,
                 runs: list[str | os.PathLike] | None = None, memory: str | os.PathLike | None = None,
@@ -278,8 +290,8 @@ def load_inputs(builder: str, metrics: list[str | os.PathLike], labels: list[str
             raise RPGInputError(f"table {builder}: needs --{need} (one per --metrics file)")
     n = len(metrics)
     runs_, zoos_, gens_, groups_ = (_per_row(k, given[k], n) for k in ("runs", "zoos", "generated", "groups"))
-    rows = [Row(label, read_eval(p), read_run_summary(run) if run is not None else None, _folder("zoos", zoo),
-                _folder("generated", gen), group)
+    rows = [Row(label, _read_eval(spec, p), read_run_summary(run) if run is not None else None,
+                _folder("zoos", zoo), _folder("generated", gen), group)
             for label, p, run, zoo, gen, group in zip(labels, metrics, runs_, zoos_, gens_, groups_)]
     table = read_paper_table(paper, spec.paper_key, spec.paper_columns) if paper else None
     study = read_memory_study(memory) if memory else None
@@ -301,11 +313,12 @@ def build_table(builder: str, inputs: TableInputs, out_csv: str | os.PathLike,
     table = spec.table(inputs)
     fig = spec.plot(inputs, table)
     try:
-        # csv module line ends (\r\n), as Table 1 has always been written
-        with atomic_path(out_csv) as tmp:
-            table.to_csv(tmp, index=False, lineterminator="\r\n")
-        with atomic_path(out_png if out_png is not None else Path(out_csv).with_suffix(".png")) as tmp:
-            fig.savefig(tmp, format="png", dpi=120)
+        # both or neither: the PNG is rendered before either file is renamed into place
+        with (atomic_path(out_csv) as tmp_csv,
+              atomic_path(out_png if out_png is not None else Path(out_csv).with_suffix(".png")) as tmp_png):
+            # csv module line ends (\r\n), as Table 1 has always been written
+            table.to_csv(tmp_csv, index=False, lineterminator="\r\n")
+            fig.savefig(tmp_png, format="png", dpi=120)
     finally:
         plt.close(fig)
     return table

@@ -9,6 +9,7 @@ and links to the tables).
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -26,9 +27,10 @@ from rpg.tables.judging import (  # noqa: F401  (re-exported: the report's vocab
     Claim,
     Finding,
     Missing,
+    NotANumber,
     num,
 )
-from rpg.tables.registry import all_claims
+from rpg.tables.registry import TABLES, all_claims
 
 CLAIM_COLUMNS = ("id", "claim", "tables", "scale", "substitute", "paper", "ours", "verdict", "rule")
 
@@ -72,22 +74,55 @@ def _provenance(tables: dict[str, pd.DataFrame], scale: str | None = None) -> tu
     return ", ".join(dict.fromkeys(scales)), "; ".join(dict.fromkeys(subs))
 
 
+def row_problems(name: str, df: pd.DataFrame, expected: list[str] | None = None) -> str | None:
+    """What is wrong with the rows of table `name` (None: nothing): a judge that iterates rows would otherwise
+    judge fewer rows, or one twice, and still hold. Checks the labels in the table's row column (registered):
+    duplicates always, and against `expected` (the configured rows' labels) missing and unexpected ones."""
+    spec = TABLES.get(name)
+    if spec is None or spec.row_column is None:
+        return None
+    if spec.row_column not in df.columns:
+        # without expectations there is nothing to count the rows against (the judge names what it misses)
+        return f"{name}: no column {spec.row_column!r}" if expected is not None else None
+    labels = list(df[spec.row_column])
+    if spec.unique_rows:
+        twice = [label for label, k in Counter(labels).items() if k > 1]
+        if twice:
+            return f"{name}: duplicate rows: {', '.join(twice)}"
+    if expected is None:
+        return None
+    missing = [label for label in expected if label not in labels]
+    if missing:
+        return f"{name}: rows missing: {', '.join(missing)}"
+    unexpected = [label for label in dict.fromkeys(labels) if label not in expected]
+    if unexpected:
+        return f"{name}: unexpected rows: {', '.join(unexpected)}"
+    return None
+
+
 def evaluate_claims(tables: dict[str, pd.DataFrame], claims: tuple[Claim, ...] = CLAIMS,
-                    scale: str | None = None) -> pd.DataFrame:
+                    scale: str | None = None, expect: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """One row per claim (CLAIM_COLUMNS). `tables`: table name -> CSV as strings; absent names are not built.
-    `scale`: the configured scale, for tables whose CSV names none."""
+    `scale`: the configured scale, for tables whose CSV names none. `expect`: table name -> the labels of the rows
+    it must have (the configured rows); a claim reading a table with other rows is inconclusive."""
+    expect = expect or {}
     rows = []
     for c in claims:
         have = {name: tables[name] for name in c.tables if name in tables}
         scale_used, sub = _provenance(have, scale)
         missing = [n for n in c.tables if n not in tables]
+        problems = [p for p in (row_problems(n, df, expect.get(n)) for n, df in have.items()) if p]
         if missing:
             f = Finding("not built: " + ", ".join(f"results/{n}.csv" for n in missing), "", INCONCLUSIVE)
+        elif problems:
+            f = Finding("cannot judge: " + "; ".join(problems), "", INCONCLUSIVE)
         else:
             try:
                 f = c.judge(have)
             except (Missing, KeyError) as e:
                 f = Finding(f"cannot judge: {e}", "", INCONCLUSIVE)
+            except NotANumber as e:
+                f = Finding(f"not a number: {e}", "", FAILS)
         if f.verdict not in VERDICTS:
             raise AssertionError(f"claim {c.id}: verdict {f.verdict!r}")
         rows.append({"id": c.id, "claim": c.claim, "tables": " ".join(c.tables), "scale": scale_used,

@@ -32,6 +32,18 @@ class Missing(Exception):
     """A table (or a row the rule needs) is not there: the claim is inconclusive, saying which."""
 
 
+class NotANumber(Exception):
+    """A cell the rule needs holds no finite number (blank, nan, inf, text): the claim does not hold, saying which."""
+
+
+def needed(row: pd.Series, column: str, name: str) -> float:
+    """The number in a cell the rule cannot do without (NotANumber naming the row and column otherwise)."""
+    x = num(row.get(column))
+    if x is None:
+        raise NotANumber(f"row {name!r}: {column} is {row.get(column)!r}, not a number")
+    return x
+
+
 @dataclass(frozen=True)
 class Finding:
     ours: str

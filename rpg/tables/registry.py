@@ -36,6 +36,9 @@ class TableSpec:
     paper_columns: tuple[str, ...] = ()              # columns it must have (empty: every column)
     needs: tuple[str, ...] = ()                      # row inputs (ROW_INPUTS) the builder cannot do without
     claims: tuple[Any, ...] = ()                     # rpg.tables.judging.Claim objects judged from its CSV
+    domain: tuple[str, str] | None = None            # (domain, metric) every row's eval file must be of
+    row_column: str | None = None                    # the CSV column holding each row's label (--labels)
+    unique_rows: bool = True                         # one CSV row per label (else several, e.g. per statistic)
 
     @property
     def buildable(self) -> bool:
@@ -60,12 +63,15 @@ def _add(spec: TableSpec) -> None:
 
 def register_table(table_id: str, *, plot: Callable[..., Any], description: str, paper_key: str = "label",
                    paper_columns: tuple[str, ...] = (), needs: tuple[str, ...] = (),
-                   claims: tuple[Any, ...] = ()) -> Callable:
-    """Decorator: register the decorated function as the builder of `table_id` (returned unchanged)."""
+                   claims: tuple[Any, ...] = (), domain: tuple[str, str] | None = None,
+                   row_column: str | None = None, unique_rows: bool = True) -> Callable:
+    """Decorator: register the decorated function as the builder of `table_id` (returned unchanged).
+    `domain`: the (domain, metric) its eval files must be of; `row_column`: the CSV column with the row labels,
+    so the claims can check that the table has exactly the configured rows."""
 
     def register(builder: Callable[..., Any]) -> Callable[..., Any]:
         _add(TableSpec(table_id, builder, plot, description, paper_key, tuple(paper_columns), tuple(needs),
-                       tuple(claims)))
+                       tuple(claims), domain, row_column, unique_rows))
         return builder
 
     return register

@@ -230,7 +230,8 @@ def plot_table7(inputs: TableInputs, table: pd.DataFrame):
     return fig
 
 
-@register_table("table7", plot=plot_table7, paper_columns=TABLE7_PAPER, needs=("groups",), claims=(TAB7,),
+@register_table("table7",
+                row_column="label", plot=plot_table7, paper_columns=TABLE7_PAPER, needs=("groups",), claims=(TAB7,),
                 description="DDIM steps: time per model, peak memory, accuracy (paper Table 7; --groups: each "
                             "row's generator)")
 def table7(inputs: TableInputs) -> pd.DataFrame:
@@ -302,7 +303,8 @@ def plot_table13(inputs: TableInputs, table: pd.DataFrame):
     return fig
 
 
-@register_table("table13", plot=plot_table13, paper_columns=TABLE13_PAPER, needs=("groups",), claims=(TAB13,),
+@register_table("table13",
+                row_column="label", plot=plot_table13, paper_columns=TABLE13_PAPER, needs=("groups",), claims=(TAB13,),
                 description="inference modes: time and peak memory per model (paper Table 13; --groups: each "
                             "row's generator)")
 def table13(inputs: TableInputs) -> pd.DataFrame:
@@ -491,7 +493,8 @@ def plot_fig9(inputs: TableInputs, table: pd.DataFrame):
     return fig
 
 
-@register_table("fig9", plot=plot_fig9, claims=(FIG9,),
+@register_table("fig9",
+                row_column="label", plot=plot_fig9, claims=(FIG9,),
                 description="accuracy vs nearest-neighbour IoU; are generated models noisy copies? (paper Fig. 9)")
 def fig9(inputs: TableInputs) -> pd.DataFrame:
     """The claim check per model (the points themselves are the eval JSON's similarity block; see the plot)."""

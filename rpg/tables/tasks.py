@@ -181,7 +181,8 @@ TAB9 = Claim("tab9", "RPG generates models for unseen tasks, beating retrieval",
              "on unseen tasks the generated mean is above the majority-label baseline and at least the retrieval "
              "baseline (inconclusive without retrieval)", judge_table9)
 
-@register_table("table9", plot=plot_table9, paper_key="embedding", paper_columns=("original", "ours"),
+@register_table("table9",
+                row_column="label", plot=plot_table9, paper_key="embedding", paper_columns=("original", "ours"),
                 claims=(TAB9,),
                 description="unseen tasks (paper Tab. 9): original vs generated, mean over the tasks of each row, "
                             "with retrieval, majority-label and chance references")
@@ -575,7 +576,8 @@ def judge_table15(t: dict[str, pd.DataFrame]) -> Finding:
 TAB15 = Claim("tab15", "The permutation state is needed", ("table15",),
               "at some seed count above 1, generation works with the state and fails without it", judge_table15)
 
-@register_table("table15", plot=plot_table15, paper_columns=("original", "accuracy"), needs=("runs", "zoos"),
+@register_table("table15",
+                row_column="label", plot=plot_table15, paper_columns=("original", "accuracy"), needs=("runs", "zoos"),
                 claims=(TAB15,),
                 description=f"permutation state vs number of seeds (paper Tab. 15; needs --runs and --zoos); 'fail' "
                             f"= best generated accuracy within {FAIL_MARGIN:g} points of chance")

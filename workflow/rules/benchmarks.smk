@@ -30,9 +30,9 @@ rule memory:
         threads=threads_flag,
     shell:
         "python -m rpg memory"
-        " --checkpoints {params.zoo}"
+        " --checkpoints {params.zoo:q}"
         " {params.flags}"
-        " --device {params.device}"
+        " --device {params.device:q}"
         " {params.threads}"
         " --out {output.json}"
         " --plot {output.png}"

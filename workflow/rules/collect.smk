@@ -28,8 +28,8 @@ rule collect:
         threads=threads_flag,
     shell:
         "python -m rpg collect"
-        " --zoo {params.recipe}"
-        " --out {params.folder}"
-        " --device {params.device}"
+        " --zoo {params.recipe:q}"
+        " --out {params.folder:q}"
+        " --device {params.device:q}"
         " {params.threads} {params.data} {params.lm} {params.extra}"
         " > {log} 2>&1"

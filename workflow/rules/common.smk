@@ -97,10 +97,18 @@ for _table, _spec in TABLES.items():
             f"tables.{_table}.rows",
             f"{', '.join(_unknown)} not in experiments or variants (known: {', '.join(ROWS)})",
         )
-    if "paper" in _spec and not (REPO / _spec["paper"]).is_file():
-        config_error(
-            f"tables.{_table}.paper", f"{REPO / _spec['paper']} does not exist"
-        )
+    if "paper" in _spec:
+        _paper = (REPO / _spec["paper"]).resolve()
+        # the schema's pattern keeps the path in resources/paper/; this also stops a symlink out of it
+        if not _paper.is_relative_to((REPO / "resources" / "paper").resolve()):
+            config_error(
+                f"tables.{_table}.paper",
+                f"{_spec['paper']} is not a file in resources/paper/",
+            )
+        if not _paper.is_file():
+            config_error(
+                f"tables.{_table}.paper", f"{REPO / _spec['paper']} does not exist"
+            )
 for _id, _bench in BENCHMARKS.items():
     check_ref(f"benchmarks.{_id}.zoo", _bench["zoo"], ZOOS, "zoos")
     if _id in TABLES:

@@ -27,9 +27,9 @@ rule evaluate:
         analysis=evaluate_flags,
     shell:
         "python -m rpg evaluate"
-        " --zoo {params.zoo}"
-        " --generated {params.generated}"
+        " --zoo {params.zoo:q}"
+        " --generated {params.generated:q}"
         " --out {output.metrics}"
-        " --device {params.device}"
+        " --device {params.device:q}"
         " {params.threads} {params.data} {params.analysis}"
         " > {log} 2>&1"

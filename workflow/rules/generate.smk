@@ -28,11 +28,11 @@ rule generate:
         threads=threads_flag,
     shell:
         "python -m rpg generate"
-        " --run {params.run}"
-        " --num {params.num}"
-        " --out {params.folder}"
-        " --seed {params.seed}"
+        " --run {params.run:q}"
+        " --num {params.num:q}"
+        " --out {params.folder:q}"
+        " --seed {params.seed:q}"
         " {params.sampler}"
-        " --device {params.device}"
+        " --device {params.device:q}"
         " {params.threads}"
         " > {log} 2>&1"

@@ -4,13 +4,18 @@
 # A zoo whose recipe has `domain: language_model` gets these as inputs of `collect` and `evaluate`, and
 # `--set lm_root=results/<scale>/lm` on its `rpg collect` (rpg/lm/config.py).
 
+from rpg.errors import RPGInputError
 from rpg.lm.config import LM_MODELS, LM_TASKS, DoraZooConfig
 from rpg.zoos.recipes import load_recipe
 
 
 def lm_recipe(zoo):
-    """The zoo's DoraZooConfig, or None for other domains."""
-    cfg = load_recipe(ZOOS[zoo]["recipe"])
+    """The zoo's DoraZooConfig, or None for other domains. The first load of every zoo's recipe, so
+    an unknown or broken one fails here in one line naming the key."""
+    try:
+        cfg = load_recipe(ZOOS[zoo]["recipe"])
+    except RPGInputError as e:
+        config_error(f"zoos.{zoo}.recipe", str(e))
     return cfg if isinstance(cfg, DoraZooConfig) else None
 
 

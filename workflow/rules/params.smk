@@ -239,9 +239,10 @@ def evaluate_flags(wildcards):
     e = ROWS[wildcards.row].get("evaluate", {})
     flags = ["--similarity"] if e.get("similarity") else []
     if "noise_levels" in e:
-        flags.append("--noise-levels " + ",".join(str(x) for x in e["noise_levels"]))
+        levels = ",".join(str(x) for x in e["noise_levels"])
+        flags.append(f"--noise-levels {shlex.quote(levels)}")
     if "noise_repeats" in e:
-        flags.append(f"--noise-repeats {e['noise_repeats']}")
+        flags.append(f"--noise-repeats {shlex.quote(str(e['noise_repeats']))}")
     return " ".join(flags)
 
 
@@ -254,13 +255,16 @@ def bench_zoo(wildcards):
 
 
 def bench_flags(wildcards):
-    """--token-sizes, --preset, --steps and the --set overrides (`train.set`, then the entry's own)."""
+    """--token-sizes, --preset, --steps and the --set overrides (`train.set`, then the entry's own);
+    every config value shell-quoted (the schema's patterns are the first line of defence, not the only).
+    """
     spec = BENCHMARKS[wildcards.bench]
-    sizes = " ".join(str(d) for d in spec["token_sizes"])
+    sizes = " ".join(shlex.quote(str(d)) for d in spec["token_sizes"])
+    preset = shlex.quote(str(spec.get("preset", config["preset"])))
     overrides = config["train"]["set"] + spec.get("set", [])
     return (
-        f"--token-sizes {sizes} --preset {spec.get('preset', config['preset'])}"
-        f" --steps {spec.get('steps', 2)} {set_flags(overrides)}"
+        f"--token-sizes {sizes} --preset {preset}"
+        f" --steps {shlex.quote(str(spec.get('steps', 2)))} {set_flags(overrides)}"
     )
 
 
@@ -276,7 +280,9 @@ FIG8_LIMITS = {
 def fig8_options(keys):
     spec = config.get("fig8", {})
     return [
-        f"{flag} {spec[key]}" for key, flag in keys.items() if spec.get(key) is not None
+        f"{flag} {shlex.quote(str(spec[key]))}"
+        for key, flag in keys.items()
+        if spec.get(key) is not None
     ]
 
 
@@ -399,3 +405,18 @@ CLAIM_TABLES = [
     for t in dict.fromkeys(n for c in CLAIMS for n in c.tables)
     if t in TABLES or t in FIGURES
 ]
+
+
+def claims_expect(wildcards):
+    """--expect TABLE LABEL ... per claimed table with a row column: the labels of its configured rows, so a
+    table with a row missing, duplicated or extra makes its claim inconclusive instead of holding on fewer.
+    """
+    from rpg.tables.registry import TABLES as TABLE_SPECS
+
+    flags = []
+    for t in CLAIM_TABLES:
+        spec = TABLE_SPECS.get(t)
+        if t in TABLES and spec is not None and spec.row_column:
+            labels = dict.fromkeys(ROWS[row]["label"] for row in TABLES[t]["rows"])
+            flags.append("--expect " + " ".join(shlex.quote(x) for x in (t, *labels)))
+    return " ".join(flags)

@@ -42,7 +42,7 @@ rule table:
         generated=folders_flag("generated", "generated"),
         memory=memory_flag,
     shell:
-        "python -m rpg table {params.builder}"
+        "python -m rpg table {params.builder:q}"
         " --scale {wildcards.scale}"
         " --metrics {input.metrics}"
         " --labels {params.labels:q}"
@@ -98,6 +98,8 @@ rule claims:
         "../envs/rpg.yaml"
     params:
         scale=SCALE,
+        expect=claims_expect,
     shell:
-        "python -m rpg claims --tables {input.tables} --scale {params.scale} --out {output.csv} --md {output.md}"
+        "python -m rpg claims --tables {input.tables} --scale {params.scale:q} {params.expect}"
+        " --out {output.csv} --md {output.md}"
         " > {log} 2>&1"

@@ -33,12 +33,12 @@ rule train:
         threads=threads_flag,
     shell:
         "{params.fresh}{params.launch} train"
-        " --method {params.method}"
-        " --checkpoints {params.zoo}"
-        " --out {params.run}"
-        " --preset {params.preset}"
+        " --method {params.method:q}"
+        " --checkpoints {params.zoo:q}"
+        " --out {params.run:q}"
+        " --preset {params.preset:q}"
         " {params.extra}"
-        " --device {params.device}"
+        " --device {params.device:q}"
         " {params.threads}"
         " --restart-on-change"
         " > {log} 2>&1"
