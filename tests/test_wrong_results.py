@@ -155,3 +155,81 @@ def test_claim_is_inconclusive_on_missing_duplicate_or_unexpected_rows(tmp_path,
     misspelt.loc[2, "architecture"] = "ViT-Tiyn"
     row = _claim(tmp_path, misspelt, LABELS)
     assert row["verdict"] == INCONCLUSIVE and LABELS[2] in row["ours"]
+
+
+# ------------------------------------------------------------------------------------ every claim on broken tables
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, dtype=object).fillna("").astype(str)
+
+
+def _fig8() -> pd.DataFrame:
+    return _frame([{"method": m, "preset": "", "size": s, "status": st, "params": p}
+                   for m, s, st, p in (("rpg", "s", "ok", 1e6), ("rpg", "m", "ok", 2e8), ("pdiff", "s", "ok", 1e6),
+                                       ("pdiff", "m", "oom", 2e8))])
+
+
+# table id -> (claim id, a table on which the claim holds, the expected row labels, a row to drop/duplicate,
+# the (row, column) of a cell the rule needs)
+BROKEN = {
+    "table4a": ("tab4a", _frame([
+        {"setting": "original baseline", "label": "original checkpoints", "average": 90, "fails": ""},
+        {"setting": "+ recurrent model", "label": "with", "average": 80, "fails": "False"},
+        {"setting": "- recurrent model", "label": "without", "average": 10, "fails": "True"}]),
+        ["with", "without"], 2, (2, "fails")),
+    "table4b": ("tab4b", _frame([{"label": "2d", "position": "2d", "average": 80.0},
+                                 {"label": "learnable", "position": "learnable", "average": 80.0}]),
+                ["2d", "learnable"], 1, (0, "average")),
+    "fig4": ("fig4", _frame([{"label": s, "strategy": s, "average": a}
+                             for s, a in (("layer", 80), ("flatten", 40), ("channel", 70))]),
+             ["layer", "flatten", "channel"], 2, (0, "average")),
+    "table5": ("tab5", _frame([{"label": k, "kind": k, "width": 32, "average": a, "time_ratio": r}
+                               for k, a, r in (("lstm", 80.2, 3.0), ("mamba", 80.0, 1.0))]),
+               ["lstm", "mamba"], 0, (0, "time_ratio")),
+    "table6": ("tab6", _frame([{"model": "big", "params": 900, "smallest_good_d": 256},
+                               {"model": "small", "params": 100, "smallest_good_d": 128}]),
+               ["small", "big"], 0, (0, "params")),
+    "table8": ("tab8", _frame([{"method": m, "architecture": "CNN (s)", "mean": v}
+                               for m, v in (("original", 50), ("p-diff", 48), ("SANE", 47), ("RPG", 49))]),
+               ["CNN (s)"] * 3, 2, (2, "mean")),
+    "fig8": ("fig8", _fig8(), None, 3, (1, "params")),
+    "table7": ("tab7", _frame([{"label": f"s{s}", "model": "M", "steps": s, "accuracy_mean": a,
+                                "time_per_model_s": s / 10} for s, a in ((5, 85.0), (60, 85.0), (200, 85.0))]),
+               ["s5", "s60", "s200"], 0, (0, "accuracy_mean")),
+    "table15": ("tab15", _frame([{"label": f"{s}{st}", "seeds": s, "permutation_state": st, "verdict": v}
+                                 for s, st, v in (("1", "w/", "ok"), ("1", "w/o", "ok"), ("3", "w/", "ok"),
+                                                  ("3", "w/o", "fail"))]),
+                ["1w/", "1w/o", "3w/", "3w/o"], 3, (3, "verdict")),
+    "fig9": ("fig9", _frame([{"label": m, "less_similar_than_noise": "5/5", "not_noisy_copy": "holds"}
+                             for m in ("A", "B")]), ["A", "B"], 1, (1, "not_noisy_copy")),
+}
+
+
+def _verdict(table: str, df: pd.DataFrame, expect: list[str] | None) -> pd.Series:
+    from rpg.tables.claims import CLAIMS, evaluate_claims
+    claim = next(c for c in CLAIMS if c.id == BROKEN[table][0])
+    return evaluate_claims({table: df}, (claim,), expect={table: expect} if expect else None).iloc[0]
+
+
+@pytest.mark.parametrize("table", BROKEN)
+def test_each_claim_holds_on_its_complete_table(table):
+    _, df, expect, _, _ = BROKEN[table]
+    assert _verdict(table, df, expect)["verdict"] == HOLDS
+
+
+@pytest.mark.parametrize("table", BROKEN)
+def test_each_claim_does_not_hold_on_a_removed_or_duplicated_row(table):
+    _, df, expect, row, _ = BROKEN[table]
+    removed = _verdict(table, df.drop(index=row), expect)
+    twice = _verdict(table, pd.concat([df, df.iloc[[row]]]), expect)
+    assert removed["verdict"] == INCONCLUSIVE, removed["ours"]
+    assert twice["verdict"] == INCONCLUSIVE and "duplicate" in twice["ours"], twice["ours"]
+
+
+@pytest.mark.parametrize("table", BROKEN)
+@pytest.mark.parametrize("cell", ["nan", "", "inf", "n/a"])
+def test_each_claim_does_not_hold_on_a_non_numeric_needed_cell(table, cell):
+    _, df, expect, _, (row, column) = BROKEN[table]
+    df = df.copy()
+    df.loc[row, column] = cell
+    found = _verdict(table, df, expect)
+    assert found["verdict"] != HOLDS and column in found["ours"], found["ours"]

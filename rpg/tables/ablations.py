@@ -35,8 +35,10 @@ from rpg.tables.judging import (
     Finding,
     Missing,
     fmt,
+    needed,
     num,
     one,
+    one_of,
     verdict,
 )
 from rpg.tables.registry import register_table
@@ -279,14 +281,21 @@ def plot_table6(inputs, table: pd.DataFrame):
 # Claims judged from these tables (rpg.tables.claims reports them)
 # --------------------------------------------------------------------------------------------------
 
+def _name(row: pd.Series) -> str:
+    """A row as a finding names it: its label, else its setting."""
+    return row.get("label") or row.get("setting") or "?"
+
+
 def judge_table4a(t: dict[str, pd.DataFrame]) -> Finding:
     df = t["table4a"]
     with_rec = one(df, "with recurrence", setting=RECURRENCE[True])
     without = one(df, "without recurrence", setting=RECURRENCE[False])
-    ours = (f"with {fmt(num(with_rec['average']))}, without {fmt(num(without['average']))} "
-            f"(fails: {without['fails']})")
+    # both rows need their average and a fail flag: a blank flag is no evidence that a row works (or fails)
+    averages = [needed(r, "average", _name(r)) for r in (with_rec, without)]
+    fails = [one_of(r, "fails", _name(r), ("True", "False")) == "True" for r in (with_rec, without)]
+    ours = f"with {fmt(averages[0])}, without {fmt(averages[1])} (fails: {without['fails']})"
     paper = f"with {with_rec.get('paper_average', 'n/a')}, without {without.get('paper_average', 'n/a')}"
-    return Finding(ours, paper, verdict(without["fails"] == "True" and with_rec["fails"] != "True"))
+    return Finding(ours, paper, verdict(fails[1] and not fails[0]))
 
 
 def judge_table4b(t: dict[str, pd.DataFrame]) -> Finding:
@@ -300,9 +309,9 @@ def judge_table4b(t: dict[str, pd.DataFrame]) -> Finding:
             return "n/a", None
         return f"2D {f:.2f} vs learnable {lv:.2f} ({f - lv:+.2f})", f >= lv - AS_GOOD_WITHIN
 
+    for r in (fixed, learn):
+        needed(r, "average", _name(r))     # ours are needed (the paper's may be absent)
     ours, ok = side("")
-    if ok is None:
-        raise Missing("no averages")
     return Finding(ours, side("paper_")[0], verdict(ok))
 
 
@@ -310,9 +319,8 @@ def judge_fig4(t: dict[str, pd.DataFrame]) -> Finding:
     df = t["fig4"]
     avg = {}
     for strategy in ("layer", "flatten", "channel"):
-        avg[strategy] = num(one(df, strategy, strategy=strategy)["average"])
-    if None in avg.values():
-        raise Missing("no averages")
+        row = one(df, strategy, strategy=strategy)
+        avg[strategy] = needed(row, "average", _name(row))
     ours = ", ".join(f"{k} {v:.2f}" for k, v in avg.items())
     ok = avg["layer"] > avg["flatten"] and avg["layer"] > avg["channel"]
     # the paper's Fig. 4 prints accuracies as bars only; its CSV carries training times
@@ -323,6 +331,12 @@ def judge_table5(t: dict[str, pd.DataFrame]) -> Finding:
     df = t["table5"]
     # the paper's rows are at the first row's width (table5 joins the paper's numbers there); wider probes are not
     df = df[df["width"] == df["width"].iloc[0]] if len(df) else df
+
+    if len(set(df["kind"])) < len(df):
+        raise Missing("two rows of one recurrent structure at the compared width")
+    for _, r in df.iterrows():       # ours are needed (the paper's may be absent)
+        needed(r, "average", _name(r))
+        needed(r, "time_ratio", _name(r))
 
     def side(prefix: str) -> tuple[str, bool | None]:
         recs = {r["kind"]: (num(r.get(f"{prefix}average")), num(r.get(f"{prefix}time_ratio")))
@@ -343,7 +357,12 @@ def judge_table5(t: dict[str, pd.DataFrame]) -> Finding:
 
 def judge_table6(t: dict[str, pd.DataFrame]) -> Finding:
     df = t["table6"].copy()
-    df["_params"] = [num(p) for p in df["params"]]
+    df["_params"] = [needed(r, "params", r["model"]) for _, r in df.iterrows()]
+    if "smallest_good_d" in df.columns:
+        for _, r in df.iterrows():
+            if r["smallest_good_d"] == "":
+                raise Missing(f"model {r['model']!r}: no token size works (no smallest good size)")
+            needed(r, "smallest_good_d", r["model"])
     df = df.sort_values("_params")
     sizes = sorted(int(c[1:]) for c in df.columns if c.startswith("d") and c[1:].isdigit())
 
@@ -386,6 +405,7 @@ TAB6 = Claim("tab6", "Larger models need larger tokens", ("table6",),
 # --------------------------------------------------------------------------------------------------
 
 @register_table("table4a", plot=plot_table4a, paper_key="setting", needs=("runs",), claims=(TAB4A,),
+                row_column="label", extra_rows=(("label", "original checkpoints"),),
                 description="with / without the recurrent model, and which rows fail (paper Tab. 4a; needs --runs)")
 def table4a(inputs) -> pd.DataFrame:
     rows = []
@@ -410,6 +430,7 @@ def table4a(inputs) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 @register_table("table4b", plot=plot_table4b, paper_key="setting", needs=("runs",), claims=(TAB4B,),
+                row_column="label",
                 description="position embeddings, with the generator's stored size (paper Tab. 4b; needs --runs)")
 def table4b(inputs) -> pd.DataFrame:
     rows = []
@@ -435,7 +456,7 @@ def table4b(inputs) -> pd.DataFrame:
 # Fig. 4: tokenization
 # --------------------------------------------------------------------------------------------------
 
-@register_table("fig4", plot=plot_fig4, paper_key="setting", needs=("runs",), claims=(FIG4,),
+@register_table("fig4", plot=plot_fig4, paper_key="setting", needs=("runs",), claims=(FIG4,), row_column="label",
                 description="tokenization strategies: accuracy, tokens, padding, training time (paper Fig. 4; needs "
                             "--runs)")
 def fig4(inputs) -> pd.DataFrame:
@@ -466,6 +487,7 @@ def fig4(inputs) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 @register_table("table5", plot=plot_table5, paper_key="setting", needs=("runs",), claims=(TAB5,),
+                row_column="label",
                 description="recurrent structures: accuracy, training time and peak memory (paper Tab. 5; needs "
                             "--runs)")
 def table5(inputs) -> pd.DataFrame:
@@ -518,6 +540,7 @@ def smallest_good(averages: dict[int, float], floor: float | None = None) -> int
 
 
 @register_table("table6", plot=plot_table6, paper_key="model", needs=("runs", "groups"), claims=(TAB6,),
+                row_column="model", expect_from="group",
                 description="token size x model size, one row per model (paper Tab. 6; needs --runs, and --groups: "
                             "each row's model)")
 def table6(inputs) -> pd.DataFrame:

@@ -76,25 +76,35 @@ def _provenance(tables: dict[str, pd.DataFrame], scale: str | None = None) -> tu
 
 def row_problems(name: str, df: pd.DataFrame, expected: list[str] | None = None) -> str | None:
     """What is wrong with the rows of table `name` (None: nothing): a judge that iterates rows would otherwise
-    judge fewer rows, or one twice, and still hold. Checks the labels in the table's row column (registered):
-    duplicates always, and against `expected` (the configured rows' labels) missing and unexpected ones."""
+    judge fewer rows, or one twice, and still hold. Checks the labels in the table's row column (registered),
+    leaving out its extra rows (no configured row): duplicates always (of the row identity where registered),
+    and against `expected` (the configured rows' labels; a label given k times must be there k times in a table
+    of unique rows) missing and unexpected ones."""
     spec = TABLES.get(name)
     if spec is None or spec.row_column is None:
         return None
     if spec.row_column not in df.columns:
         # without expectations there is nothing to count the rows against (the judge names what it misses)
         return f"{name}: no column {spec.row_column!r}" if expected is not None else None
-    labels = list(df[spec.row_column])
-    if spec.unique_rows:
-        twice = [label for label, k in Counter(labels).items() if k > 1]
+    extra = pd.Series(False, index=df.index)
+    for col, value in spec.extra_rows:
+        if col in df.columns:
+            extra |= df[col] == value
+    rows = df[~extra]
+    labels = list(rows[spec.row_column])
+    identity = spec.row_identity or (spec.row_column,)
+    if spec.unique_rows and all(c in rows.columns for c in identity):
+        keys = [" / ".join(k) for k in zip(*(rows[c] for c in identity))]
+        twice = [key for key, k in Counter(keys).items() if k > 1]
         if twice:
             return f"{name}: duplicate rows: {', '.join(twice)}"
     if expected is None:
         return None
-    missing = [label for label in expected if label not in labels]
+    have, want = Counter(labels), Counter(expected)
+    missing = [label for label in want if have[label] < want[label]]
     if missing:
         return f"{name}: rows missing: {', '.join(missing)}"
-    unexpected = [label for label in dict.fromkeys(labels) if label not in expected]
+    unexpected = [label for label in have if label not in want or (spec.unique_rows and have[label] > want[label])]
     if unexpected:
         return f"{name}: unexpected rows: {', '.join(unexpected)}"
     return None

@@ -44,6 +44,15 @@ def needed(row: pd.Series, column: str, name: str) -> float:
     return x
 
 
+def one_of(row: pd.Series, column: str, name: str, values: tuple[str, ...]) -> str:
+    """The value of a cell the rule reads as one of `values` (NotANumber naming the row and column otherwise:
+    a blank or garbled cell is not a result)."""
+    value = row.get(column)
+    if value not in values:
+        raise NotANumber(f"row {name!r}: {column} is {value!r}, not one of {', '.join(map(repr, values))}")
+    return value
+
+
 @dataclass(frozen=True)
 class Finding:
     ours: str

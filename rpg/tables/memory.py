@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rpg.tables.judging import Claim, Finding, Missing, num, verdict
+from rpg.tables.judging import Claim, Finding, Missing, needed, num, verdict
 from rpg.tables.registry import register_figure
 
 
 def judge_fig8(t: dict[str, pd.DataFrame]) -> Finding:
     df = t["fig8"]
+    if "size" in df.columns:
+        # every method is recorded at every size of the study (a skip after an OOM is a record): a size missing
+        # from one method would hide where it ran out of memory
+        studied = df[~df["method"].astype(str).str.startswith("rpg-")]
+        sizes = set(studied["size"])
+        for method, group in studied.groupby([c for c in ("method", "preset") if c in df.columns]):
+            lacking = sorted(sizes - set(group["size"]))
+            if lacking:
+                raise Missing(f"no record of {' / '.join(str(m) for m in method if m)} at size(s) {', '.join(lacking)}")
     largest: dict[str, float] = {}
     for _, r in df.iterrows():
-        p = num(r.get("params"))
-        if r.get("status") == "ok" and p is not None and not str(r.get("method", "")).startswith("rpg-"):
+        # a size that fit is needed: an ok row without a number would silently shrink a method's largest size
+        p = needed(r, "params", f"{r.get('method')} ({r.get('status')})") if r.get("status") == "ok" else None
+        if p is not None and not str(r.get("method", "")).startswith("rpg-"):
             largest[r["method"]] = max(largest.get(r["method"], 0.0), p)
     if "rpg" not in largest or len(largest) < 2:
         raise Missing("no RPG and baseline sizes that fit")
@@ -29,6 +39,7 @@ def judge_fig8(t: dict[str, pd.DataFrame]) -> Finding:
 FIG8 = Claim("fig8", "Earlier methods run out of memory at sizes RPG handles", ("fig8",),
              "RPG's largest size that fits the memory cap exceeds every baseline's", judge_fig8)
 
-register_figure("fig8", claims=(FIG8,),
+register_figure("fig8", claims=(FIG8,), row_column="method",
+                row_identity=("method", "preset", "size"),
                 description="training memory per method and model size (paper Fig. 8; rule fig8, "
                             "rpg memory-study)")

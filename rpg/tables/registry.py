@@ -24,6 +24,10 @@ from rpg.errors import RPGInputError
 
 # What a row can carry besides its label and evaluation (`rpg table` options, one value per --metrics file).
 ROW_INPUTS = ("runs", "zoos", "generated", "groups")
+# What a table's row column holds of its configured rows, so the workflow can say which labels it expects:
+# each row's label; each group once (one CSV row per group); each row's group (one CSV row per row, so a group
+# is expected as many times as it has rows).
+EXPECT_FROM = ("label", "group", "row group")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class TableSpec:
     domain: tuple[str, str] | None = None            # (domain, metric) every row's eval file must be of
     row_column: str | None = None                    # the CSV column holding each row's label (--labels)
     unique_rows: bool = True                         # one CSV row per label (else several, e.g. per statistic)
+    extra_rows: tuple[tuple[str, str], ...] = ()     # (column, value): rows that stand for no configured row
+    expect_from: str = "label"                       # what the row column holds of the config rows (EXPECT_FROM)
+    row_identity: tuple[str, ...] = ()               # columns naming a row for the duplicate check (row_column)
 
     @property
     def buildable(self) -> bool:
@@ -55,6 +62,8 @@ def _add(spec: TableSpec) -> None:
     unknown = [n for n in spec.needs if n not in ROW_INPUTS]
     if unknown:
         raise ValueError(f"table {spec.id!r}: unknown row input(s) {unknown} (known: {', '.join(ROW_INPUTS)})")
+    if spec.expect_from not in EXPECT_FROM:
+        raise ValueError(f"table {spec.id!r}: expect_from {spec.expect_from!r} (known: {', '.join(EXPECT_FROM)})")
     for claim in spec.claims:
         if spec.id not in claim.tables:
             raise ValueError(f"table {spec.id!r}: claim {claim.id!r} does not read it (tables {claim.tables})")
@@ -64,22 +73,30 @@ def _add(spec: TableSpec) -> None:
 def register_table(table_id: str, *, plot: Callable[..., Any], description: str, paper_key: str = "label",
                    paper_columns: tuple[str, ...] = (), needs: tuple[str, ...] = (),
                    claims: tuple[Any, ...] = (), domain: tuple[str, str] | None = None,
-                   row_column: str | None = None, unique_rows: bool = True) -> Callable:
+                   row_column: str | None = None, unique_rows: bool = True,
+                   extra_rows: tuple[tuple[str, str], ...] = (), expect_from: str = "label",
+                   row_identity: tuple[str, ...] = ()) -> Callable:
     """Decorator: register the decorated function as the builder of `table_id` (returned unchanged).
     `domain`: the (domain, metric) its eval files must be of; `row_column`: the CSV column with the row labels,
-    so the claims can check that the table has exactly the configured rows."""
+    so the claims can check that the table has exactly the configured rows; `extra_rows`: (column, value) of
+    rows that are no configured row (an original-checkpoints row); `expect_from`: what the row column holds
+    (EXPECT_FROM); `row_identity`: the columns that tell rows apart when the row column alone does not."""
 
     def register(builder: Callable[..., Any]) -> Callable[..., Any]:
         _add(TableSpec(table_id, builder, plot, description, paper_key, tuple(paper_columns), tuple(needs),
-                       tuple(claims), domain, row_column, unique_rows))
+                       tuple(claims), domain, row_column, unique_rows, tuple(extra_rows), expect_from,
+                       tuple(row_identity)))
         return builder
 
     return register
 
 
-def register_figure(figure_id: str, *, description: str, claims: tuple[Any, ...] = ()) -> None:
-    """Register a figure whose CSV another rule writes (no builder here), for the claims judged from it."""
-    _add(TableSpec(figure_id, None, None, description, claims=tuple(claims)))
+def register_figure(figure_id: str, *, description: str, claims: tuple[Any, ...] = (), row_column: str | None = None,
+                    row_identity: tuple[str, ...] = ()) -> None:
+    """Register a figure whose CSV another rule writes (no builder here), for the claims judged from it;
+    `row_column`/`row_identity` as for register_table (its rows are checked for duplicates)."""
+    _add(TableSpec(figure_id, None, None, description, claims=tuple(claims), row_column=row_column,
+                   row_identity=tuple(row_identity)))
 
 
 def get_table(table_id: str) -> TableSpec:

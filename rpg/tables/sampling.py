@@ -48,7 +48,9 @@ from rpg.tables.judging import (
     Finding,
     Missing,
     matching,
+    needed,
     num,
+    one_of,
     verdict,
 )
 from rpg.tables.registry import register_table
@@ -125,6 +127,9 @@ def _grouped(inputs: TableInputs) -> dict[str, list[int]]:
 
 def judge_table7(t: dict[str, pd.DataFrame]) -> Finding:
     df = t["table7"]
+    for _, r in df.iterrows():       # ours are needed: a row without them would drop out of the comparison
+        for col in ("steps", "accuracy_mean", "time_per_model_s"):
+            needed(r, col, r.get("label") or r["model"])
 
     def side(acc_col: str, time_col: str) -> tuple[str, bool | None]:
         parts, oks = [], []
@@ -174,6 +179,8 @@ def judge_fig9(t: dict[str, pd.DataFrame]) -> Finding:
     df = t["fig9"]
     if df.empty:
         raise Missing("no rows")
+    for _, r in df.iterrows():       # a blank or garbled check is no result (it would count as a split one)
+        one_of(r, "not_noisy_copy", r["label"], (CHECK_HOLDS, CHECK_MOST, CHECK_FAILS))
     parts = [f"{r['label']}: {r['less_similar_than_noise']} less similar than noise of equal accuracy"
              for _, r in df.iterrows()]
     checks = set(df["not_noisy_copy"])

@@ -32,7 +32,7 @@ import pandas as pd
 from rpg import formats, io
 from rpg.errors import RPGInputError
 from rpg.tables.common import Row, TableInputs, dataset_label, figure, run_config
-from rpg.tables.judging import INCONCLUSIVE, Claim, Finding, Missing, matching, num, one, verdict
+from rpg.tables.judging import INCONCLUSIVE, Claim, Finding, Missing, matching, needed, num, one, one_of, verdict
 from rpg.tables.registry import register_table
 
 FAIL_MARGIN = 5.0            # Tab. 15: best generated accuracy within this many points of chance = "fail"
@@ -551,6 +551,10 @@ def plot_table15(inputs: TableInputs, table: pd.DataFrame):
 
 def judge_table15(t: dict[str, pd.DataFrame]) -> Finding:
     df = t["table15"]
+    for _, r in df.iterrows():       # a row with no seed count or verdict would drop out of the comparison
+        name = r.get("label") or f"{r['seeds']} seeds {r['permutation_state']}"
+        needed(r, "seeds", name)
+        one_of(r, "verdict", name, (OK, FAIL))
 
     def side(col: str, ok_value) -> tuple[str, bool | None]:
         counts = sorted({int(s) for s in df["seeds"] if s.isdigit() and int(s) > 1})

@@ -408,8 +408,9 @@ CLAIM_TABLES = [
 
 
 def claims_expect(wildcards):
-    """--expect TABLE LABEL ... per claimed table with a row column: the labels of its configured rows, so a
-    table with a row missing, duplicated or extra makes its claim inconclusive instead of holding on fewer.
+    """--expect TABLE LABEL ... per claimed table with a row column: what its row column holds of its configured
+    rows (the table's expect_from: each row's label, each group once, or each row's group), so a table with a row
+    missing, duplicated or extra makes its claim inconclusive instead of holding on fewer.
     """
     from rpg.tables.registry import TABLES as TABLE_SPECS
 
@@ -417,6 +418,19 @@ def claims_expect(wildcards):
     for t in CLAIM_TABLES:
         spec = TABLE_SPECS.get(t)
         if t in TABLES and spec is not None and spec.row_column:
-            labels = dict.fromkeys(ROWS[row]["label"] for row in TABLES[t]["rows"])
-            flags.append("--expect " + " ".join(shlex.quote(x) for x in (t, *labels)))
+            if spec.expect_from == "label":
+                labels = list(
+                    dict.fromkeys(ROWS[row]["label"] for row in TABLES[t]["rows"])
+                )
+            else:
+                groups = row_groups(TABLES[t]) or []
+                labels = (
+                    groups
+                    if spec.expect_from == "row group"
+                    else list(dict.fromkeys(groups))
+                )
+            if labels:
+                flags.append(
+                    "--expect " + " ".join(shlex.quote(x) for x in (t, *labels))
+                )
     return " ".join(flags)
