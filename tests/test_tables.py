@@ -253,6 +253,21 @@ def test_config_problems_name_the_key():
     assert row_groups({"rows": ["b", "a"], "groups": {"X": ["a"], "Y": ["b"]}}) == ["Y", "X"]
 
 
+def test_expected_rows_follow_what_each_table_prints_in_its_row_column():
+    """`rpg claims --expect`: Table 1 prints each row's label, Table 6 each model (group) once, Table 8 each row's
+    architecture column (group); a table without a row column expects nothing."""
+    from rpg.tables.config import expected_rows
+    from rpg.tables.registry import TABLES
+
+    labels = {"a": "A", "b": "B", "c": "C"}
+    spec = {"rows": ["a", "b", "c"], "groups": {"X": ["a", "c"], "Y": ["b"]}}
+    assert expected_rows("table1", spec, labels) == ["A", "B", "C"]
+    assert expected_rows("table6", spec, labels) == ["X", "Y"]
+    assert expected_rows("table8", spec, labels) == ["X", "Y", "X"]
+    no_row_column = next(t for t, s in TABLES.items() if not s.row_column)
+    assert expected_rows(no_row_column, spec, labels) == []
+
+
 def test_no_import_cycle_among_the_table_modules():
     """Every `import` statement of rpg/tables (module level and inside functions) forms no cycle."""
     import ast

@@ -1,6 +1,7 @@
 """A workflow config entry `tables.<id>` as `rpg table` needs it: each row's group from `groups` ({group: [row
 ids]}), and the checks the JSON schema cannot express (a registered builder, the row inputs it needs, every row in
-exactly one group). The workflow (workflow/rules/tables.smk) calls these; they hold no paths."""
+exactly one group), and the rows a claim must find in its CSV. The workflow (workflow/rules/params.smk) calls
+these; they hold no paths."""
 
 from __future__ import annotations
 
@@ -40,3 +41,16 @@ def config_problems(table_id: str, spec: dict[str, Any]) -> list[tuple[str, str]
     if missing:
         problems.append((f"{key}.groups", f"row(s) {', '.join(missing)} in no group"))
     return problems
+
+
+def expected_rows(table_id: str, spec: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """What the table's CSV row column must hold for its configured rows (`rpg claims --expect`): each row's label,
+    each group once, or each row's group, as the registered table declares (`expect_from`); [] for a table without
+    a row column. `labels`: row id -> its display label."""
+    table = TABLES.get(table_id)
+    if table is None or not table.row_column:
+        return []
+    if table.expect_from == "label":
+        return list(dict.fromkeys(labels[row] for row in spec["rows"]))
+    groups = row_groups(spec) or []
+    return groups if table.expect_from == "row group" else list(dict.fromkeys(groups))

@@ -11,7 +11,7 @@ from rpg import provenance
 from rpg.errors import RPGInputError
 from rpg.methods import get_method
 from rpg.tables.claims import CLAIMS
-from rpg.tables.config import config_problems, row_groups
+from rpg.tables.config import config_problems, expected_rows, row_groups
 from rpg.zoos.recipes import recipe_files
 
 
@@ -408,29 +408,13 @@ CLAIM_TABLES = [
 
 
 def claims_expect(wildcards):
-    """--expect TABLE LABEL ... per claimed table with a row column: what its row column holds of its configured
-    rows (the table's expect_from: each row's label, each group once, or each row's group), so a table with a row
-    missing, duplicated or extra makes its claim inconclusive instead of holding on fewer.
+    """--expect TABLE ROW ... per claimed table with a row column (rpg.tables.config.expected_rows), so a table
+    with a row missing, duplicated or extra makes its claim inconclusive instead of holding on fewer.
     """
-    from rpg.tables.registry import TABLES as TABLE_SPECS
-
+    labels = {row: spec["label"] for row, spec in ROWS.items()}
     flags = []
     for t in CLAIM_TABLES:
-        spec = TABLE_SPECS.get(t)
-        if t in TABLES and spec is not None and spec.row_column:
-            if spec.expect_from == "label":
-                labels = list(
-                    dict.fromkeys(ROWS[row]["label"] for row in TABLES[t]["rows"])
-                )
-            else:
-                groups = row_groups(TABLES[t]) or []
-                labels = (
-                    groups
-                    if spec.expect_from == "row group"
-                    else list(dict.fromkeys(groups))
-                )
-            if labels:
-                flags.append(
-                    "--expect " + " ".join(shlex.quote(x) for x in (t, *labels))
-                )
+        rows = expected_rows(t, TABLES[t], labels) if t in TABLES else []
+        if rows:
+            flags.append("--expect " + " ".join(shlex.quote(x) for x in (t, *rows)))
     return " ".join(flags)
